@@ -1,0 +1,74 @@
+"""graphc: a symbolic computational-graph compiler for neural networks.
+
+Declare a network as a graph of nodes, derive its gradients as graph ops, and compile it to
+readable, vectorized NumPy code::
+
+    import graphc as gc
+    x = gc.input("x", ("batch", 64))
+    W = gc.param("W", (64, 10), init="glorot")
+    loss = gc.softmax_cross_entropy(x @ W, gc.input("y", ("batch",), dtype="int64"))
+    step = gc.compile([loss], [x, y], optimizer=gc.SGD(0.1))
+"""
+
+from graphc.compiler import compile
+from graphc.errors import (
+    CheckpointError,
+    DataError,
+    FeedError,
+    GraphcError,
+    NumericsError,
+    ShapeError,
+)
+from graphc.example import Example
+from graphc.interpreter import evaluate
+from graphc.ir.node import Node
+from graphc.losses import accuracy, hinge, l1, l2_penalty, mse, sigmoid_cross_entropy
+from graphc.ops.api import (
+    abs,
+    argmax,
+    concatenate,
+    divide,
+    elu,
+    exp,
+    flatten,
+    from_sympy,
+    leaky_relu,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    minimum,
+    one_hot,
+    relu,
+    reshape,
+    sigmoid,
+    softmax,
+    softmax_cross_entropy,
+    softplus,
+    sqrt,
+    square,
+    sum,
+    take,
+    tanh,
+    transpose,
+    where,
+)
+from graphc.ops.leaves import constant, input, param, scalar, seed
+from graphc.passes.autodiff import grad
+from graphc.train.optimizers import SGD, Adam, Momentum, Optimizer, RMSProp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam", "CheckpointError", "DataError", "Example", "FeedError", "GraphcError", "Momentum",
+    "Node", "NumericsError", "Optimizer", "RMSProp", "SGD", "ShapeError", "abs", "accuracy", "argmax",
+    "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",
+    "from_sympy", "grad", "hinge", "input", "l1", "l2_penalty", "leaky_relu", "log",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",
+    "param", "relu", "reshape", "scalar", "seed", "sigmoid", "sigmoid_cross_entropy", "softmax",
+    "softmax_cross_entropy", "softplus", "sqrt", "square", "sum", "take", "tanh", "transpose",
+    "where",
+]

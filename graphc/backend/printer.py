@@ -1,0 +1,182 @@
+"""The NumPy backend: prints a scheduled graph as a readable Python module.
+
+One statement per node (ops print themselves through ``Op.emit``), variables named after the
+user's nodes, the shape in a trailing comment, and three sections: forward, backward, update.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from graphc.backend.expr_printer import HELPERS, helpers_used
+from graphc.backend.names import NameTable, hint
+from graphc.ir.graph import consumers
+from graphc.ir.node import ROLES, Node
+from graphc.ir.shapes import Dim, Shape, format_shape
+
+COMMENT_COLUMN = 48
+
+
+@dataclass
+class Emitter:
+    """What an op's ``emit`` may ask of the printer: names, dims and temporaries."""
+
+    names: dict[int, str]
+    table: NameTable
+    dims: dict[str, str]
+    used_dims: set[str] = field(default_factory=set)
+    helpers: set[str] = field(default_factory=set)
+
+    def target(self, node: Node) -> str:
+        return self.names[node.id]
+
+    def tmp(self, wanted: str) -> str:
+        return self.table.fresh(wanted)
+
+    def dim(self, d: Dim) -> str:
+        if isinstance(d, int):
+            return str(d)
+        self.used_dims.add(d)
+        return self.dims[d]
+
+    def shape(self, shape: Shape) -> str:
+        dims = [self.dim(d) for d in shape]
+        return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+    def need_helpers(self, expr: sp.Basic) -> None:
+        self.helpers |= helpers_used(expr)
+
+
+@dataclass
+class Signature:
+    """The leaves a program reads, in the order of the generated function's arguments."""
+
+    inputs: list[Node]
+    owned: list[Node]  # parameters, optimizer state and non-scalar constants the program holds
+
+    @property
+    def leaves(self) -> list[Node]:
+        return self.inputs + self.owned
+
+
+def assign_names(schedule: Sequence[Node], signature: Signature,
+                 table: NameTable) -> dict[int, str]:
+    """Variable names: leaves by their names, others by the user's name, the variable the
+    user assigned them to, or their op."""
+    names: dict[int, str] = {}
+    for leaf in signature.leaves:
+        names[leaf.id] = table.fresh(leaf.name or "const")
+    users = consumers(schedule)
+    counts: dict[str, int] = {}
+    for node in schedule:
+        if node.id in names:
+            continue
+        if node.op.name == "assign":
+            names[node.id] = names[node.inputs[0].id]
+            continue
+        wanted = node.name or _assigned_name(node, users.get(node.id, []))
+        if wanted is None:
+            word = hint(node.label)
+            if node.role != "forward":
+                word = "g_" + word
+            counts[word] = counts.get(word, 0) + 1
+            wanted = f"{word}{counts[word]}"
+        names[node.id] = table.fresh(wanted)
+    return names
+
+
+def _assigned_name(node: Node, users: list[Node]) -> str | None:
+    """The variable of ``name = expr`` if node is the outermost op of expr on that line."""
+    loc = node.location
+    if loc is None or node.role != "forward" or loc.assigned_name is None:
+        return None
+    if any(u.location == loc for u in users):
+        return None
+    return loc.assigned_name
+
+
+def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: Signature,
+                 header: str, standalone_params: str | None = None) -> tuple[str, dict[int, str]]:
+    """The module's source and the variable name of each node.
+
+    With ``standalone_params`` (a file name), parameters are loaded from that .npz file
+    beside the module and bound as the function's defaults.
+    """
+    table = NameTable()
+    names = assign_names(schedule, signature, table)
+    dims = _dim_sources(signature.inputs, names)
+    e = Emitter(names, table, {d: table.fresh(d) for d in dims})
+    body: list[str] = []
+    section = None
+    counts = {r: 0 for r in ROLES}
+    leaf_ids = {n.id for n in signature.leaves}
+    for node in schedule:
+        if node.id in leaf_ids:
+            continue
+        if node.role != section:
+            section = node.role
+            body.append(f"# {section}")
+        counts[node.role] += 1
+        code = node.op.emit(node, [names[x.id] for x in node.inputs], e)
+        lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
+        comment = f"{format_shape(node.shape)}  {node.label}"
+        body.extend(lines[:-1])
+        body.append(_with_comment(lines[-1], comment))
+    prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
+    results = ", ".join(names[o.id] for o in outputs)
+    body = prologue + body + [f"return [{results}]"]
+    return _module(header, signature, names, body, e.helpers, counts, standalone_params), names
+
+
+def _dim_sources(inputs: Sequence[Node], names: dict[int, str]) -> dict[str, str]:
+    """Where each named dimension is read from: the first input that has it."""
+    sources: dict[str, str] = {}
+    for node in inputs:
+        for axis, d in enumerate(node.shape):
+            if isinstance(d, str) and d not in sources:
+                sources[d] = f"{names[node.id]}.shape[{axis}]"
+    return sources
+
+
+def _with_comment(line: str, comment: str) -> str:
+    pad = max(COMMENT_COLUMN - len(line) - 4, 2)
+    return f"{line}{' ' * pad}# {comment}"
+
+
+def _module(header: str, signature: Signature, names: dict[int, str], body: list[str],
+            helpers: set[str], counts: dict[str, int], standalone_params: str | None) -> str:
+    inputs = [names[n.id] for n in signature.inputs]
+    owned = [names[n.id] for n in signature.owned]
+    updated = [names[n.id] for n in signature.owned if n.op.name in ("param", "state")]
+    stats = ", ".join(f"{counts[r]} {r}" for r in ROLES if counts[r])
+    out = [f"# {line}" for line in header.splitlines()]
+    out += [f"# {stats or 'no'} statements.", "import numpy as np", ""]
+    if standalone_params:
+        out += [f"_saved = np.load(__file__[: -len('.py')] + {standalone_params!r})"]
+        out += [f"{n} = _saved[{n!r}]" for n in owned]
+        out += [""]
+    for h in sorted(helpers):
+        out += ["", HELPERS[h]]
+    args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)
+    doc = f"Inputs: {', '.join(inputs) or 'none'}."
+    if updated and counts["update"]:
+        doc += f" Updates {', '.join(updated)} in place."
+    out += ["", f"def main({', '.join(args)}):", f'    """{doc}"""']
+    out += ["    " + line if line else "" for line in body]
+    return "\n".join(out) + "\n"
+
+
+def safe_comment(text: str) -> str:
+    """Text that cannot leave a comment line: a path or label from the user."""
+    return re.sub(r"[^\w ./:()=,+*-]", "_", text)
+
+
+def header_for(outputs: Sequence[Node], optimize: int) -> str:
+    loc = next((o.location for o in outputs if o.location), None)
+    where = f" from {safe_comment(os.path.basename(loc.filename))}" if loc else ""
+    return f"Generated by graphc{where} (optimize={optimize}). Do not edit: regenerate."

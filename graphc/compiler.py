@@ -1,0 +1,80 @@
+"""``gc.compile``: from output nodes to a running program, through autodiff (when an
+optimizer is given), the pass pipeline and the NumPy backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from graphc.backend.printer import Signature, header_for, print_module
+from graphc.backend.program import Program
+from graphc.errors import GraphcError
+from graphc.ir.graph import topological_order
+from graphc.ir.node import Node
+from graphc.passes.autodiff import grad
+from graphc.passes.graph import Graph
+from graphc.passes.pipeline import pass_names, run_pipeline
+
+
+def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # noqa: A001
+            optimizer=None, optimize: int = 2,
+            passes: Sequence[str] | None = None) -> Program:
+    """Compile ``outputs`` into a NumPy program taking ``inputs`` as keyword arguments.
+
+    With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss: its
+    gradients with respect to every parameter it depends on are derived and the optimizer's
+    update is compiled into the same step, which updates the parameters in place.
+    ``optimize`` (0, 1, 2) picks how many passes run; ``passes=[...]`` names them exactly.
+    """
+    outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
+    inputs = list(inputs)
+    _check_inputs(outputs, inputs)
+    effects: list[Node] = []
+    if optimizer is not None:
+        loss = outputs[0]
+        params = [n for n in topological_order([loss]) if n.op.name == "param"]
+        if not params:
+            raise GraphcError("compile: an optimizer was given but the loss depends on no "
+                              "parameter")
+        effects = optimizer.updates(params, grad(loss, params))
+    stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), pass_names(optimize, passes))
+    final = stages[-1].graph
+    schedule = _schedule(final)
+    owned = [n for n in schedule if n.op.name in ("param", "state")
+             or (n.op.name == "constant" and n.shape != ())]
+    signature = Signature(inputs, owned)
+    header = header_for(outputs, optimize if passes is None else -1)
+    source, names = print_module(schedule, final.outputs, signature, header)
+
+    def standalone(suffix: str) -> str:
+        return print_module(schedule, final.outputs, signature, header, suffix)[0]
+
+    return Program(source, signature, final.outputs, stages, names, standalone)
+
+
+def _check_inputs(outputs: list[Node], inputs: list[Node]) -> None:
+    for x in inputs:
+        if not isinstance(x, Node) or x.op.name != "input":
+            raise GraphcError(f"compile: {x!r} is not an input node (declare it with gc.input)")
+    names = [x.name for x in inputs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise GraphcError(f"compile: two inputs are named {dupes}; input names must differ")
+    given = {x.id for x in inputs}
+    for node in topological_order(outputs):
+        if node.op.name == "input" and node.id not in given:
+            where = f" (declared at {node.location})" if node.location else ""
+            raise GraphcError(f"compile: the outputs depend on input {node.name!r}{where}, "
+                              "which is not in the inputs list")
+
+
+def _schedule(graph: Graph) -> list[Node]:
+    """Statement order: forward and backward first, then all in-place updates, so that no
+    update overwrites a parameter that a gradient still reads."""
+    order = graph.nodes()
+    later = [n for n in order if n.role == "update"]
+    first = [n for n in order if n.role != "update"]
+    update_ids = {n.id for n in later}
+    for n in first:
+        if any(x.id in update_ids and x.op.name != "state" for x in n.inputs):
+            raise GraphcError(f"compile: {n!r} reads a value updated in this step")
+    return first + later

@@ -1,0 +1,27 @@
+"""The exceptions graphc raises. Each names what is wrong and where."""
+
+from __future__ import annotations
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises on purpose."""
+
+
+class ShapeError(GraphcError, ValueError):
+    """An op was declared on operands whose shapes do not fit together."""
+
+
+class FeedError(GraphcError, ValueError):
+    """A program was called with a missing, extra, mis-shaped or mis-typed input."""
+
+
+class DataError(GraphcError, ValueError):
+    """A data file or array is malformed: wrong magic, truncated, mismatched counts, bad labels."""
+
+
+class NumericsError(GraphcError, FloatingPointError):
+    """A node produced NaN or Inf while check_numerics was on."""
+
+
+class CheckpointError(GraphcError):
+    """A checkpoint file is missing, truncated or fails its checksum."""

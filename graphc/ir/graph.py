@@ -1,0 +1,51 @@
+"""Walking graphs: topological order, consumers, and the leaves a set of outputs reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from graphc.ir.node import Node
+
+LEAF_OPS = ("input", "param", "constant", "state")
+
+
+def topological_order(outputs: Iterable[Node]) -> list[Node]:
+    """Every node the outputs depend on, inputs before the nodes that read them.
+
+    Iterative depth-first search, so a graph of thousands of layers needs no deep recursion;
+    ties are broken by the order of inputs, so the same graph gives the same order.
+    """
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in outputs:
+        if root.id in seen:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        seen.add(root.id)
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                if child.id not in seen:
+                    seen.add(child.id)
+                    stack.append((child, 0))
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def consumers(order: Iterable[Node]) -> dict[int, list[Node]]:
+    """For each node id, the nodes (in ``order``) that read it, once per reading."""
+    users: dict[int, list[Node]] = {}
+    for node in order:
+        for child in node.inputs:
+            users.setdefault(child.id, []).append(node)
+    return users
+
+
+def leaves(outputs: Iterable[Node], op: str | None = None) -> list[Node]:
+    """The leaves (inputs, params, constants, state) the outputs read, optionally of one op."""
+    wanted = (op,) if op else LEAF_OPS
+    return [n for n in topological_order(outputs) if n.op.name in wanted]

@@ -1,0 +1,226 @@
+"""The functions a user declares a network with: ``gc.exp``, ``gc.sum``, ``gc.softmax``...
+
+Each builds a node through the op registry. Elementwise functions are SymPy expressions
+over their operands; Python numbers become constants in the expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from graphc.errors import ShapeError
+from graphc.ir.node import Node
+from graphc.ops import functions as F
+from graphc.ops.elementwise import arg, from_expr
+from graphc.ops.leaves import constant
+from graphc.ops.nn import (  # noqa: F401  (ops register themselves on import)
+    LogSoftmax,
+    LogSumExp,
+    OneHot,
+    ScatterLabels,
+    Softmax,
+    SoftmaxCrossEntropy,
+    TakeLabels,
+)
+from graphc.ops.reduce import argmax, reduce_max, reduce_mean, reduce_sum
+from graphc.ops.registry import make
+from graphc.ops.tensor import concatenate, expand, matmul, reshape, size, transpose
+
+__all__ = [
+    "abs", "add", "argmax", "concatenate", "divide", "elu", "exp", "expand", "from_sympy",
+    "greater", "greater_equal", "leaky_relu", "log", "log_softmax", "logsumexp", "matmul",
+    "max", "maximum", "mean", "minimum", "multiply", "negative", "one_hot", "power", "relu",
+    "reshape", "sigmoid", "size", "softmax", "softmax_cross_entropy", "softplus", "sqrt",
+    "subtract", "sum", "tanh", "take", "transpose", "where", "flatten", "square",
+]
+
+Operand = Node | float | int | np.ndarray
+
+
+def _node(x: Operand) -> Node:
+    if isinstance(x, Node):
+        return x
+    if isinstance(x, (bool, int, float, np.number, np.ndarray, list, tuple)):
+        return constant(x)
+    raise TypeError(f"cannot use {type(x).__name__} {x!r} in a graph: expected a graphc node, "
+                    "a number or a NumPy array")
+
+
+def _elementwise(label: str, fn, *operands: Operand) -> Node:
+    """An elementwise node ``fn(x0, x1, ...)`` over the operands; numbers stay numbers."""
+    nodes = [_node(x) for x in operands]
+    dtype = next((n.dtype for n in nodes if n.dtype.kind == "f"), None)
+    syms = [arg(i) for i in range(len(nodes))]
+    return from_expr(label, fn(*syms), dict(zip(syms, nodes)), dtype=dtype)
+
+
+# --- arithmetic (the operators on nodes) ---------------------------------------------
+def add(a: Operand, b: Operand) -> Node:
+    return _elementwise("+", lambda x, y: x + y, a, b)
+
+
+def subtract(a: Operand, b: Operand) -> Node:
+    return _elementwise("-", lambda x, y: x - y, a, b)
+
+
+def multiply(a: Operand, b: Operand) -> Node:
+    return _elementwise("*", lambda x, y: x * y, a, b)
+
+
+def divide(a: Operand, b: Operand) -> Node:
+    return _elementwise("/", lambda x, y: x / y, a, b)
+
+
+def power(a: Operand, b: Operand) -> Node:
+    return _elementwise("**", lambda x, y: x**y, a, b)
+
+
+def negative(x: Operand) -> Node:
+    return _elementwise("neg", lambda x: -x, x)
+
+
+def square(x: Operand) -> Node:
+    return _elementwise("square", lambda x: x**2, x)
+
+
+def greater(a: Operand, b: Operand) -> Node:
+    return _elementwise(">", lambda x, y: sp.StrictGreaterThan(x, y), a, b)
+
+
+def greater_equal(a: Operand, b: Operand) -> Node:
+    return _elementwise(">=", lambda x, y: sp.GreaterThan(x, y), a, b)
+
+
+# --- activations and elementwise functions -------------------------------------------
+def exp(x: Operand) -> Node:
+    return _elementwise("exp", sp.exp, x)
+
+
+def log(x: Operand) -> Node:
+    return _elementwise("log", sp.log, x)
+
+
+def sqrt(x: Operand) -> Node:
+    return _elementwise("sqrt", sp.sqrt, x)
+
+
+def abs(x: Operand) -> Node:  # noqa: A001
+    return _elementwise("abs", sp.Abs, x)
+
+
+def tanh(x: Operand) -> Node:
+    return _elementwise("tanh", sp.tanh, x)
+
+
+def sigmoid(x: Operand) -> Node:
+    return _elementwise("sigmoid", F.sigmoid, x)
+
+
+def relu(x: Operand) -> Node:
+    return _elementwise("relu", F.relu, x)
+
+
+def softplus(x: Operand) -> Node:
+    return _elementwise("softplus", F.softplus, x)
+
+
+def leaky_relu(x: Operand, alpha: float = 0.01) -> Node:
+    return _elementwise("leaky_relu", lambda v: F.leaky_relu(v, sp.Float(alpha)), x)
+
+
+def elu(x: Operand, alpha: float = 1.0) -> Node:
+    return _elementwise("elu", lambda v: F.elu(v, sp.Float(alpha)), x)
+
+
+def maximum(a: Operand, b: Operand) -> Node:
+    """Elementwise max; the gradient is routed to the larger operand (split evenly on ties)."""
+    return _elementwise("max", sp.Max, a, b)
+
+
+def minimum(a: Operand, b: Operand) -> Node:
+    return _elementwise("min", sp.Min, a, b)
+
+
+def where(cond: Node, a: Operand, b: Operand) -> Node:
+    """``a`` where ``cond`` holds, else ``b``: a choice made at run time, elementwise."""
+    if not isinstance(cond, Node) or cond.dtype != np.dtype(bool):
+        raise ShapeError(f"where: the condition must be a boolean node (such as x > 0), "
+                         f"got {cond!r}")
+    return _elementwise("where", lambda c, x, y: sp.Piecewise((x, c), (y, True)), cond, a, b)
+
+
+def from_sympy(expr: sp.Basic, symbols: Mapping[sp.Symbol, Operand]) -> Node:
+    """An elementwise node computing a SymPy expression of nodes.
+
+    Its derivative is derived by SymPy, so a user-defined activation needs no hand-written
+    backward: ``gc.from_sympy(z / (1 + sp.Abs(z)), {z: h})``.
+    """
+    expr = sp.sympify(expr)
+    missing = expr.free_symbols - set(symbols)
+    if missing:
+        raise ValueError(f"from_sympy: symbols {sorted(map(str, missing))} of {expr} are "
+                         "not given a node")
+    real = {s: sp.Symbol(s.name, real=True) for s in symbols}
+    nodes = {real[s]: _node(v) for s, v in symbols.items()}
+    return from_expr(str(expr), expr.xreplace(real), nodes)
+
+
+# --- reductions ------------------------------------------------------------------------
+def sum(x: Node, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Node:  # noqa: A001
+    return reduce_sum(x, axis, keepdims)
+
+
+def mean(x: Node, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Node:
+    return reduce_mean(x, axis, keepdims)
+
+
+def max(x: Node, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Node:  # noqa: A001
+    return reduce_max(x, axis, keepdims)
+
+
+# --- network outputs -------------------------------------------------------------------
+def _axis(x: Node, axis: int) -> int:
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"axis {axis} is out of range for shape {x.shape}")
+    return axis % x.ndim
+
+
+def softmax(x: Node, axis: int = -1) -> Node:
+    return make("softmax", (x,), axis=_axis(x, axis))
+
+
+def log_softmax(x: Node, axis: int = -1) -> Node:
+    return make("log_softmax", (x,), axis=_axis(x, axis))
+
+
+def logsumexp(x: Node, axis: int = -1, keepdims: bool = False) -> Node:
+    return make("logsumexp", (x,), axis=_axis(x, axis), keepdims=bool(keepdims))
+
+
+def take(x: Node, labels: Node) -> Node:
+    """``x[i, labels[i]]`` for each row i: select each example's entry by its integer label."""
+    return make("take", (x, labels))
+
+
+def one_hot(labels: Node, depth: int, dtype="float64") -> Node:
+    return make("one_hot", (labels,), depth=int(depth), dtype=np.dtype(dtype))
+
+
+def softmax_cross_entropy(logits: Node, labels: Node) -> Node:
+    """Mean over the batch of -log softmax(logits)[label], for integer labels."""
+    return make("softmax_cross_entropy", (logits, labels))
+
+
+def flatten(x: Node) -> Node:
+    """(batch, ...) to (batch, features)."""
+    return reshape(x, (x.shape[0], -1))
+
+
+def getitem(x: Node, index) -> Node:
+    raise TypeError("indexing a node is not supported; use gc.take(x, labels) to select "
+                    "entries by integer labels, or gc.reshape / gc.transpose")
+
+

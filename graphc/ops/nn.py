@@ -1,0 +1,213 @@
+"""Ops of neural-network outputs: softmax, log-softmax, logsumexp, label selection, one-hot,
+and the softmax cross-entropy loss with its fused gradient (p - onehot) / B."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from graphc.errors import ShapeError
+from graphc.ir.shapes import format_shape
+from graphc.ops.registry import Op, float_dtype, make
+
+
+def _kd(axis):
+    return f"axis={axis}, keepdims=True"
+
+
+class Softmax(Op):
+    name = "softmax"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, float_dtype(inputs[0])
+
+    def evaluate(self, node, args):
+        z = np.exp(args[0] - args[0].max(axis=node.attrs["axis"], keepdims=True))
+        return z / z.sum(axis=node.attrs["axis"], keepdims=True)
+
+    def emit(self, node, args, e):
+        t, a = e.target(node), node.attrs["axis"]
+        return [f"{t} = np.exp({args[0]} - {args[0]}.max({_kd(a)}))",
+                f"{t} /= {t}.sum({_kd(a)})"]
+
+    def vjp(self, node, g):
+        from graphc.ops.elementwise import from_expr
+        from graphc.ops.reduce import reduce_sum
+
+        a = node.attrs["axis"]
+        gs, ys, ss = sp.symbols("g y s", real=True)
+        gy = from_expr("*", gs * ys, {gs: g, ys: node})
+        return [from_expr("softmax'", ys * (gs - ss),
+                          {ys: node, gs: g, ss: reduce_sum(gy, a, keepdims=True)})]
+
+
+class LogSoftmax(Op):
+    name = "log_softmax"
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, float_dtype(inputs[0])
+
+    def evaluate(self, node, args):
+        x, a = args[0], node.attrs["axis"]
+        z = x - x.max(axis=a, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=a, keepdims=True))
+
+    def emit(self, node, args, e):
+        t, a = e.target(node), node.attrs["axis"]
+        return [f"{t} = {args[0]} - {args[0]}.max({_kd(a)})",
+                f"{t} -= np.log(np.exp({t}).sum({_kd(a)}))"]
+
+    def vjp(self, node, g):
+        from graphc.ops.elementwise import from_expr
+        from graphc.ops.reduce import reduce_sum
+
+        gs, ys, ss = sp.symbols("g y s", real=True)
+        total = reduce_sum(g, node.attrs["axis"], keepdims=True)
+        return [from_expr("log_softmax'", gs - sp.exp(ys) * ss, {gs: g, ys: node, ss: total})]
+
+
+class LogSumExp(Op):
+    name = "logsumexp"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        a, keep = attrs["axis"], attrs["keepdims"]
+        shape = tuple(1 if i == a else d for i, d in enumerate(x.shape)) if keep else \
+            tuple(d for i, d in enumerate(x.shape) if i != a)
+        return shape, float_dtype(x)
+
+    def evaluate(self, node, args):
+        x, a = args[0], node.attrs["axis"]
+        m = x.max(axis=a, keepdims=True)
+        out = np.log(np.exp(x - m).sum(axis=a, keepdims=True)) + m
+        return out if node.attrs["keepdims"] else np.squeeze(out, axis=a)
+
+    def emit(self, node, args, e):
+        t, a = e.target(node), node.attrs["axis"]
+        m = e.tmp(f"{t}_max")
+        lines = [f"{m} = {args[0]}.max({_kd(a)})",
+                 f"{t} = np.log(np.exp({args[0]} - {m}).sum({_kd(a)})) + {m}"]
+        if not node.attrs["keepdims"]:
+            lines.append(f"{t} = {t}.squeeze(axis={a})")
+        return lines
+
+    def vjp(self, node, g):
+        from graphc.ops.elementwise import from_expr
+        from graphc.ops.tensor import expand
+
+        x = node.inputs[0]
+        axes = () if node.attrs["keepdims"] else (node.attrs["axis"],)
+        gs, xs, ys = sp.symbols("g x y", real=True)
+        return [from_expr("logsumexp'", gs * sp.exp(xs - ys),
+                          {gs: expand(g, x, axes), xs: x, ys: expand(node, x, axes)})]
+
+
+def _check_labels(x, labels, what):
+    if labels.dtype.kind not in "iu":
+        raise ShapeError(f"labels must be integers, got {labels.dtype} "
+                         f"(declare them with gc.input(..., dtype='int64'))")
+    if x.ndim != 2 or labels.shape != x.shape[:1]:
+        raise ShapeError(f"{what} needs {x.ndim == 2 and 'scores' or 'a 2-D array'} of shape "
+                         f"(batch, classes) and labels of shape (batch,), got "
+                         f"{format_shape(x.shape)} and {format_shape(labels.shape)}")
+
+
+class TakeLabels(Op):
+    """``x[rows, labels]``: each row's entry at its label (the score of the true class)."""
+
+    name = "take"
+
+    def infer(self, inputs, attrs):
+        x, labels = inputs
+        _check_labels(x, labels, "take")
+        return labels.shape, x.dtype
+
+    def evaluate(self, node, args):
+        x, labels = args
+        return x[np.arange(len(labels)), labels]
+
+    def emit(self, node, args, e):
+        return f"{args[0]}[np.arange({e.dim(node.shape[0])}), {args[1]}]"
+
+    def vjp(self, node, g):
+        return [make("scatter", (g, node.inputs[0], node.inputs[1])), None]
+
+
+class ScatterLabels(Op):
+    """Zeros shaped like x with g at each row's label: the gradient of ``take``."""
+
+    name = "scatter"
+
+    def infer(self, inputs, attrs):
+        g, like, labels = inputs
+        return like.shape, g.dtype
+
+    def evaluate(self, node, args):
+        g, like, labels = args
+        out = np.zeros(like.shape, dtype=node.dtype)
+        out[np.arange(len(labels)), labels] = g
+        return out
+
+    def emit(self, node, args, e):
+        t = e.target(node)
+        return [f"{t} = np.zeros({e.shape(node.shape)}, dtype=np.{node.dtype.name})",
+                f"{t}[np.arange({e.dim(node.shape[0])}), {args[2]}] = {args[0]}"]
+
+    def vjp(self, node, g):
+        return [make("take", (g, node.inputs[2])), None, None]
+
+
+class OneHot(Op):
+    name = "one_hot"
+    differentiable = False
+
+    def infer(self, inputs, attrs):
+        (labels,) = inputs
+        if labels.dtype.kind not in "iu":
+            raise ShapeError(f"one_hot needs integer labels, got {labels.dtype}")
+        return labels.shape + (attrs["depth"],), np.dtype(attrs["dtype"])
+
+    def evaluate(self, node, args):
+        return (args[0][..., None] == np.arange(node.attrs["depth"])).astype(node.dtype)
+
+    def emit(self, node, args, e):
+        return f"np.eye({node.attrs['depth']}, dtype=np.{node.dtype.name})[{args[0]}]"
+
+
+class SoftmaxCrossEntropy(Op):
+    """Mean over the batch of -log softmax(logits)[label], computed as logsumexp - score,
+    with the fused gradient (softmax(logits) - onehot(labels)) / B."""
+
+    name = "softmax_cross_entropy"
+
+    def label(self, node):
+        return "softmax CE"
+
+    def infer(self, inputs, attrs):
+        logits, labels = inputs
+        _check_labels(logits, labels, "softmax_cross_entropy")
+        return (), float_dtype(logits)
+
+    def evaluate(self, node, args):
+        s, labels = args
+        z = s - s.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return np.asarray((lse - z[np.arange(len(labels)), labels]).mean(), dtype=node.dtype)
+
+    def emit(self, node, args, e):
+        s, labels = args
+        z = e.tmp("shifted")
+        return [f"{z} = {s} - {s}.max(axis=1, keepdims=True)",
+                f"{e.target(node)} = (np.log(np.exp({z}).sum(axis=1)) - "
+                f"{z}[np.arange({e.dim(node.inputs[0].shape[0])}), {labels}]).mean()"]
+
+    def vjp(self, node, g):
+        from graphc.ops.elementwise import from_expr
+        from graphc.ops.tensor import size
+
+        logits, labels = node.inputs
+        p = make("softmax", (logits,), axis=1)
+        onehot = make("one_hot", (labels,), depth=logits.shape[1], dtype=logits.dtype)
+        gs, ps, ys, bs = sp.symbols("g p y B", real=True)
+        return [from_expr("softmax CE'", gs * (ps - ys) / bs,
+                          {gs: g, ps: p, ys: onehot, bs: size(logits, (0,))}), None]

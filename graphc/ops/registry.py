@@ -1,0 +1,87 @@
+"""The op registry: each op declares, in one class, its shape rule, its NumPy emission, its
+reference evaluation and its gradient (a vector-Jacobian product built from graph ops).
+
+``make`` is the one way nodes are built: it runs the op's shape rule and, where the operands
+do not fit, raises a ShapeError naming the op, the shapes and the user's line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from graphc.errors import ShapeError
+from graphc.ir.node import Node
+from graphc.ir.shapes import Shape
+from graphc.ir.source import caller_location
+
+if TYPE_CHECKING:
+    from graphc.backend.printer import Emitter
+
+OPS: dict[str, Op] = {}
+_role = ["forward"]
+
+
+class Op:
+    """Base class of ops. Subclasses set ``name`` and override the rules they need."""
+
+    name: ClassVar[str]
+    #: False for ops whose output is constant under small changes of their inputs
+    #: (argmax, comparisons, one_hot): autodiff sends no gradient through them.
+    differentiable: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            OPS[cls.name] = cls()
+
+    def label(self, node: Node) -> str:
+        return self.name
+
+    def infer(self, inputs: tuple[Node, ...], attrs: dict[str, Any]) -> tuple[Shape, np.dtype]:
+        """The output's shape and dtype; raises ShapeError with a message for the user."""
+        raise NotImplementedError
+
+    def evaluate(self, node: Node, args: list[np.ndarray]) -> np.ndarray:
+        """The reference interpreter: this op's value, straightforwardly, from input values."""
+        raise NotImplementedError
+
+    def emit(self, node: Node, args: list[str], e: Emitter) -> str | list[str]:
+        """NumPy code: an expression, or statements that assign ``e.target(node)``."""
+        raise NotImplementedError
+
+    def vjp(self, node: Node, g: Node) -> list[Node | None]:
+        """Gradients with respect to each input, given the output's gradient ``g``."""
+        raise NotImplementedError(f"{self.name} has no gradient")
+
+
+def make(op_name: str, inputs: tuple[Node, ...] | list[Node], **attrs: Any) -> Node:
+    """Build a node of the named op; shape errors name the op, the shapes and the user's line."""
+    op = OPS[op_name]
+    inputs = tuple(inputs)
+    location = caller_location()
+    try:
+        shape, dtype = op.infer(inputs, attrs)
+    except ShapeError as err:
+        where = f"\n  at {location}" if location else ""
+        raise ShapeError(f"{op_name}: {err}{where}") from None
+    return Node(op, inputs, attrs, shape, dtype, location=location, role=_role[-1])
+
+
+@contextlib.contextmanager
+def role(name: str) -> Iterator[None]:
+    """Nodes made inside this block belong to the named part of the program."""
+    _role.append(name)
+    try:
+        yield
+    finally:
+        _role.pop()
+
+
+def float_dtype(*nodes: Node) -> np.dtype:
+    """The floating dtype of an op over these operands (integers promote to float64)."""
+    dtype = np.result_type(*(n.dtype for n in nodes)) if nodes else np.dtype("float64")
+    return dtype if dtype.kind == "f" else np.dtype("float64")

@@ -1,0 +1,70 @@
+"""In-place updates of parameters and optimizer state: the last section of a training step."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from graphc.backend.expr_printer import numpy_code
+from graphc.errors import ShapeError
+from graphc.ir.node import Node
+from graphc.ir.shapes import broadcast_shapes, format_shape
+from graphc.ops.elementwise import arg
+from graphc.ops.registry import Op, make
+
+MODES = ("=", "+=", "-=")
+
+
+class Assign(Op):
+    """``target <mode> expr(inputs[1:])``, in place: ``W1 -= 0.01*d_W1``, ``m[...] = ...``.
+
+    The node's value is the updated target, so a later update can read it (Adam's weight
+    update reads the new moments). The expression is elementwise, so fusion can fold the
+    node computing the update into the statement that applies it.
+    """
+
+    name = "assign"
+    differentiable = False
+
+    def label(self, node):
+        return node.attrs["mode"]
+
+    def infer(self, inputs, attrs):
+        target, *values = inputs
+        if target.op.name not in ("param", "state"):
+            raise ShapeError(f"only parameters and optimizer state can be updated, not {target!r}")
+        shape = broadcast_shapes(target.shape, *(v.shape for v in values))
+        if shape != target.shape:
+            raise ShapeError(f"an update of shape {format_shape(shape or ())} does not fit "
+                             f"{target.name} of shape {format_shape(target.shape)}")
+        return target.shape, target.dtype
+
+    def evaluate(self, node, args):
+        import numpy as np
+
+        from graphc.ops.elementwise import _lambdify
+
+        target, *values = args
+        value = _lambdify(node.attrs["expr"], len(values))(*values)
+        mode = node.attrs["mode"]
+        new = value if mode == "=" else target + value if mode == "+=" else target - value
+        return np.broadcast_to(np.asarray(new, dtype=node.dtype), target.shape).copy()
+
+    def emit(self, node, args, e):
+        target, *values = args
+        names = {arg(i): sp.Symbol(a, real=True) for i, a in enumerate(values)}
+        expr = node.attrs["expr"].xreplace(names)
+        e.need_helpers(expr)
+        mode = node.attrs["mode"]
+        lhs = f"{target}[...]" if mode == "=" else target
+        return [f"{lhs} {mode} {numpy_code(expr)}"]
+
+
+def assign(target: Node, value: Node, mode: str = "=") -> Node:
+    """Update ``target`` in place with ``value`` (mode "=", "+=" or "-=")."""
+    if mode not in MODES:
+        raise ValueError(f"assign mode must be one of {MODES}, got {mode!r}")
+    if value.op.name == "elementwise":
+        return make("assign", (target, *value.inputs), expr=value.attrs["expr"], mode=mode)
+    return make("assign", (target, value), expr=arg(0), mode=mode)
+
+

@@ -1,0 +1,1 @@
+"""Graph-to-graph passes: autodiff, common subexpressions, fusion; one ordered pipeline."""

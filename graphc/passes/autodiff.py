@@ -1,0 +1,74 @@
+"""Reverse-mode automatic differentiation as a graph-to-graph transformation.
+
+Walks the graph from the output back, asks each op for its vector-Jacobian product (built
+from graph ops, so the gradient is itself a graph that can be compiled, rendered and
+differentiated again), and adds the contributions where a value fans out: gradients add at
+branches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import sympy as sp
+
+from graphc.errors import ShapeError
+from graphc.ir.graph import topological_order
+from graphc.ir.node import Node
+from graphc.ir.shapes import format_shape
+from graphc.ops.elementwise import from_expr
+from graphc.ops.leaves import constant
+from graphc.ops.registry import make, role
+
+
+def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[Node]:
+    """The gradients of ``y`` with respect to each node of ``wrt``, as graph nodes.
+
+    ``y`` must be a scalar unless a ``seed`` (the upstream gradient, shaped like ``y``) is
+    given. A node that ``y`` does not depend on gets zeros, with a warning.
+    """
+    single = isinstance(wrt, Node)
+    targets = [wrt] if single else list(wrt)
+    with role("backward"):
+        if seed is None:
+            if y.shape != ():
+                raise ShapeError(f"grad: the output must be a scalar, got shape "
+                                 f"{format_shape(y.shape)}; sum it or pass seed=")
+            seed = constant(1.0, dtype=y.dtype)
+        adjoints = backpropagate(y, seed)
+        out = []
+        for x in targets:
+            g = adjoints.get(x.id)
+            if g is None:
+                warnings.warn(f"grad: the output does not depend on {x!r}; its gradient is "
+                              "zeros", stacklevel=2)
+                g = make("zeros_like", (x,))
+            if x.name and g.name is None and g.role == "backward":
+                g.name = f"d_{x.name}"
+            out.append(g)
+    return out
+
+
+def backpropagate(y: Node, seed: Node) -> dict[int, Node]:
+    """The adjoint (gradient) node of every node ``y`` depends on, by node id."""
+    order = topological_order([y])
+    adjoints: dict[int, Node] = {y.id: seed}
+    for node in reversed(order):
+        g = adjoints.get(node.id)
+        if g is None or not node.inputs or not node.op.differentiable:
+            continue
+        if node.name and g.name is None and g.role == "backward":
+            g.name = f"d_{node.name}"
+        for x, gx in zip(node.inputs, node.op.vjp(node, g)):
+            if gx is None:
+                continue
+            prev = adjoints.get(x.id)
+            adjoints[x.id] = gx if prev is None else _accumulate(prev, gx)
+    return adjoints
+
+
+def _accumulate(a: Node, b: Node) -> Node:
+    """a + b: the gradient of a value read in two places is the sum of both."""
+    u, v = sp.symbols("u v", real=True)
+    return from_expr("+", u + v, {u: a, v: b})

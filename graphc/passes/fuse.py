@@ -1,0 +1,62 @@
+"""Elementwise fusion: an elementwise node read only by another elementwise node (or by an
+in-place update) is substituted into that node's SymPy expression, so a chain such as
+``relu(x @ W + b)`` after the product is one NumPy statement and one array."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from graphc.ir.graph import consumers
+from graphc.ir.node import Node
+from graphc.ops.elementwise import arg
+from graphc.passes.graph import Graph, clone, rewrite
+
+FUSIBLE = ("elementwise", "assign")
+
+
+def _offset(node: Node) -> int:
+    """Index of the input that the expression's first argument x0 stands for."""
+    return 1 if node.op.name == "assign" else 0
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    """Fold each single-use elementwise input into its elementwise consumer."""
+    uses = {k: len(v) for k, v in consumers(graph.nodes()).items()}
+    roots = {o.id for o in graph.roots}
+
+    def fusible(original: Node, node: Node) -> bool:
+        return (original.op.name == "elementwise" and uses.get(original.id) == 1
+                and original.id not in roots and original.role == node.role)
+
+    def local(node: Node, original: Node) -> Node | None:
+        if node.op.name not in FUSIBLE:
+            return None
+        k = _offset(node)
+        fold = [fusible(x, node) for x in original.inputs[k:]]
+        return merge(node, fold) if any(fold) else None
+
+    return rewrite(graph, local)
+
+
+def merge(node: Node, fold: list[bool]) -> Node:
+    """``node`` with the inputs marked in ``fold`` substituted into its expression."""
+    k = _offset(node)
+    inputs: list[Node] = list(node.inputs[:k])
+    index: dict[int, sp.Symbol] = {}
+
+    def symbol_for(x: Node) -> sp.Symbol:
+        if x.id not in index:
+            index[x.id] = arg(len(inputs) - k)
+            inputs.append(x)
+        return index[x.id]
+
+    replace = {}
+    for i, (x, f) in enumerate(zip(node.inputs[k:], fold)):
+        if f:
+            inner = {arg(j): symbol_for(y) for j, y in enumerate(x.inputs)}
+            replace[arg(i)] = x.attrs["expr"].xreplace(inner)
+        else:
+            replace[arg(i)] = symbol_for(x)
+    # xreplace substitutes simultaneously, so x0 -> f(x1) and x1 -> x0 do not interfere
+    expr = node.attrs["expr"].xreplace(replace)
+    return clone(node, tuple(inputs), attrs={**node.attrs, "expr": expr})

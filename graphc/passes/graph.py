@@ -1,0 +1,49 @@
+"""The unit passes work on: a program's outputs and its effects (in-place updates), and the
+helper that rebuilds a graph bottom-up with local rewrites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graphc.ir.graph import topological_order
+from graphc.ir.node import Node
+
+
+@dataclass(frozen=True)
+class Graph:
+    """What a program computes: ``outputs`` it returns and ``effects`` it performs."""
+
+    outputs: tuple[Node, ...]
+    effects: tuple[Node, ...] = ()
+
+    @property
+    def roots(self) -> tuple[Node, ...]:
+        return self.outputs + self.effects
+
+    def nodes(self) -> list[Node]:
+        """Every node the roots depend on, in topological order (dead code is never here)."""
+        return topological_order(self.roots)
+
+
+#: ``local(node, original)``: a replacement for ``node`` (the rewritten copy of ``original``,
+#: reading already rewritten inputs), or None to keep it.
+Rewrite = Callable[[Node, Node], "Node | None"]
+
+
+def clone(node: Node, inputs: tuple[Node, ...], **changes) -> Node:
+    """A copy of ``node`` reading other inputs (and other attrs, with ``attrs=``)."""
+    return Node(node.op, inputs, changes.get("attrs", node.attrs), node.shape, node.dtype,
+                name=node.name, location=node.location, role=node.role, value=node.value)
+
+
+def rewrite(graph: Graph, local: Rewrite) -> Graph:
+    """Rebuild ``graph`` bottom-up, applying ``local`` to every node."""
+    mapped: dict[int, Node] = {}
+    for node in graph.nodes():
+        new_inputs = tuple(mapped[x.id] for x in node.inputs)
+        current = node if new_inputs == node.inputs else clone(node, new_inputs)
+        replacement = local(current, node)
+        mapped[node.id] = current if replacement is None else replacement
+    return Graph(tuple(mapped[o.id] for o in graph.outputs),
+                 tuple(mapped[e.id] for e in graph.effects))

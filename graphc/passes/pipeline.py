@@ -1,0 +1,52 @@
+"""The ordered pass pipeline. Each pass is a named function Graph -> Graph; ``optimize``
+levels pick a prefix of the pipeline, and ``passes=[...]`` picks any list by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from graphc.passes.cse import cse
+from graphc.passes.fuse import fuse_elementwise
+from graphc.passes.graph import Graph
+
+Pass = Callable[[Graph], Graph]
+
+#: Every pass by name, in pipeline order.
+PASSES: dict[str, Pass] = {
+    "cse": cse,
+    "fuse": fuse_elementwise,
+}
+
+LEVELS: dict[int, tuple[str, ...]] = {
+    0: (),
+    1: ("cse",),
+    2: ("cse", "fuse"),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The graph after one pass (the first stage, "source", is the graph as built)."""
+
+    name: str
+    graph: Graph
+
+
+def pass_names(optimize: int, passes: Sequence[str] | None) -> tuple[str, ...]:
+    if passes is not None:
+        unknown = [p for p in passes if p not in PASSES]
+        if unknown:
+            raise ValueError(f"unknown passes {unknown}; known passes: {list(PASSES)}")
+        return tuple(passes)
+    if optimize not in LEVELS:
+        raise ValueError(f"optimize must be one of {sorted(LEVELS)}, got {optimize!r}")
+    return LEVELS[optimize]
+
+
+def run_pipeline(graph: Graph, names: Sequence[str]) -> list[Stage]:
+    """Every stage of the pipeline, from the graph as built to the last pass's result."""
+    stages = [Stage("source", graph)]
+    for name in names:
+        stages.append(Stage(name, PASSES[name](stages[-1].graph)))
+    return stages

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), lint, run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check graphc tests examples benchmarks
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
