@@ -64,8 +64,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "CheckpointError", "DataError", "Example", "FeedError", "GraphcError", "Momentum",
-    "Node", "NumericsError", "Optimizer", "RMSProp", "SGD", "ShapeError", "abs", "accuracy", "argmax",
-    "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",
+    "Node", "NumericsError", "Optimizer", "RMSProp", "SGD", "ShapeError", "abs", "accuracy",
+    "argmax", "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",
     "from_sympy", "grad", "hinge", "input", "l1", "l2_penalty", "leaky_relu", "log",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",
     "param", "relu", "reshape", "scalar", "seed", "sigmoid", "sigmoid_cross_entropy", "softmax",
