@@ -4,8 +4,9 @@ optimizer is given), the pass pipeline and the NumPy backend."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from graphc.backend.printer import Signature, header_for, print_module
+from graphc.backend.printer import CodeOptions, Signature, header_for, print_module
 from graphc.backend.program import Program
 from graphc.errors import GraphcError
 from graphc.ir.graph import topological_order
@@ -16,14 +17,17 @@ from graphc.passes.pipeline import pass_names, run_pipeline
 
 
 def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # noqa: A001
-            optimizer=None, optimize: int = 2,
-            passes: Sequence[str] | None = None) -> Program:
+            optimizer=None, optimize: int = 2, passes: Sequence[str] | None = None,
+            training: bool | None = None, check_numerics: bool = False) -> Program:
     """Compile ``outputs`` into a NumPy program taking ``inputs`` as keyword arguments.
 
     With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss: its
     gradients with respect to every parameter it depends on are derived and the optimizer's
     update is compiled into the same step, which updates the parameters in place.
     ``optimize`` (0, 1, 2) picks how many passes run; ``passes=[...]`` names them exactly.
+    ``training`` (default: whether an optimizer is given) switches on training-only ops such
+    as dropout. ``check_numerics`` makes the code check every node's output and raise a
+    NumericsError naming the first node that produced NaN or Inf; off, it costs nothing.
     """
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
@@ -43,10 +47,13 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
              or (n.op.name == "constant" and n.shape != ())]
     signature = Signature(inputs, owned)
     header = header_for(outputs, optimize if passes is None else -1)
-    source, names = print_module(schedule, final.outputs, signature, header)
+    options = CodeOptions(training=optimizer is not None if training is None else training,
+                          check_numerics=check_numerics)
+    source, names = print_module(schedule, final.outputs, signature, header, options)
 
     def standalone(suffix: str) -> str:
-        return print_module(schedule, final.outputs, signature, header, suffix)[0]
+        opts = replace(options, standalone_params=suffix)
+        return print_module(schedule, final.outputs, signature, header, opts)[0]
 
     return Program(source, signature, final.outputs, stages, names, standalone)
 

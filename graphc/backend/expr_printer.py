@@ -21,7 +21,8 @@ class NumPyExprPrinter(StrPrinter):
         return f"{fn}({', '.join(self._print(a) for a in args)})"
 
     def _print_Float(self, expr: sp.Float) -> str:
-        return repr(float(expr))
+        # 15 significant digits: 1 - 0.9 prints as 0.1, not 0.09999999999999998
+        return repr(float(f"{float(expr):.15g}"))
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         return f"{expr.p}/{expr.q}"

@@ -29,6 +29,8 @@ class Emitter:
     names: dict[int, str]
     table: NameTable
     dims: dict[str, str]
+    #: True in a training step: ops such as dropout act only then.
+    training: bool = False
     used_dims: set[str] = field(default_factory=set)
     helpers: set[str] = field(default_factory=set)
 
@@ -100,17 +102,25 @@ def _assigned_name(node: Node, users: list[Node]) -> str | None:
     return loc.assigned_name
 
 
-def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: Signature,
-                 header: str, standalone_params: str | None = None) -> tuple[str, dict[int, str]]:
-    """The module's source and the variable name of each node.
+@dataclass(frozen=True)
+class CodeOptions:
+    """How to print a module: a training step or not, with numerics checks or not, and
+    for a standalone file, the suffix of the .npz file its parameters are loaded from."""
 
-    With ``standalone_params`` (a file name), parameters are loaded from that .npz file
-    beside the module and bound as the function's defaults.
-    """
+    training: bool = False
+    check_numerics: bool = False
+    standalone_params: str | None = None
+
+
+def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: Signature,
+                 header: str, options: CodeOptions = CodeOptions()) -> tuple[str, dict[int, str]]:
+    """The module's source and the variable name (or inlined expression) of each node."""
     table = NameTable()
     names = assign_names(schedule, signature, table)
     dims = _dim_sources(signature.inputs, names)
-    e = Emitter(names, table, {d: table.fresh(d) for d in dims})
+    e = Emitter(names, table, {d: table.fresh(d) for d in dims}, training=options.training)
+    output_ids = {o.id for o in outputs}
+    checks: list[str] = []
     body: list[str] = []
     section = None
     counts = {r: 0 for r in ROLES}
@@ -118,19 +128,41 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     for node in schedule:
         if node.id in leaf_ids:
             continue
+        code = node.op.emit(node, [names[x.id] for x in node.inputs], e)
+        if node.op.inline and node.id not in output_ids:
+            names[node.id] = code if re.fullmatch(r"[\w.\[\]]+", code) else f"({code})"
+            continue
         if node.role != section:
             section = node.role
             body.append(f"# {section}")
         counts[node.role] += 1
-        code = node.op.emit(node, [names[x.id] for x in node.inputs], e)
         lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
         comment = f"{format_shape(node.shape)}  {node.label}"
         body.extend(lines[:-1])
         body.append(_with_comment(lines[-1], comment))
+        if options.check_numerics and node.dtype.kind == "f":
+            checks.append(_describe(node, names[node.id]))
+            body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
     prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
     results = ", ".join(names[o.id] for o in outputs)
     body = prologue + body + [f"return [{results}]"]
-    return _module(header, signature, names, body, e.helpers, counts, standalone_params), names
+    module = _module(header, signature, names, body, e.helpers, counts, options, checks)
+    return module, names
+
+
+def _describe(node: Node, name: str) -> str:
+    """Which node, which op, which line of the user's: for numerics errors."""
+    where = f", declared at {node.location}" if node.location else ""
+    return f"{node.role} node {name} (op {node.label}){where}"
+
+
+CHECK_FINITE = (
+    "def _check_finite(value, where):\n"
+    '    """Raise at the first node whose output holds NaN or Inf (check_numerics=True)."""\n'
+    "    if not np.isfinite(value).all():\n"
+    "        bad = 'NaN' if np.isnan(value).any() else 'Inf'\n"
+    "        raise FloatingPointError(f'{bad} produced by {where}')\n"
+)
 
 
 def _dim_sources(inputs: Sequence[Node], names: dict[int, str]) -> dict[str, str]:
@@ -149,7 +181,9 @@ def _with_comment(line: str, comment: str) -> str:
 
 
 def _module(header: str, signature: Signature, names: dict[int, str], body: list[str],
-            helpers: set[str], counts: dict[str, int], standalone_params: str | None) -> str:
+            helpers: set[str], counts: dict[str, int], options: CodeOptions,
+            checks: list[str]) -> str:
+    standalone_params = options.standalone_params
     inputs = [names[n.id] for n in signature.inputs]
     owned = [names[n.id] for n in signature.owned]
     updated = [names[n.id] for n in signature.owned if n.op.name in ("param", "state")]
@@ -162,6 +196,8 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
         out += [""]
     for h in sorted(helpers):
         out += ["", HELPERS[h]]
+    if checks:
+        out += ["", "_NODES = ["] + [f"    {c!r}," for c in checks] + ["]", "", CHECK_FINITE]
     args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)
     doc = f"Inputs: {', '.join(inputs) or 'none'}."
     if updated and counts["update"]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backend.printer import Signature
-from graphc.errors import FeedError
+from graphc.errors import FeedError, NumericsError
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
 
@@ -36,7 +36,12 @@ class Program:
     # --- running ---
     def __call__(self, **feeds: Any) -> list[np.ndarray]:
         args = self.check_feeds(feeds)
-        return self._fn(*args, *(n.value for n in self.signature.owned))
+        try:
+            return self._fn(*args, *(n.value for n in self.signature.owned))
+        except FloatingPointError as err:
+            if type(err) is FloatingPointError and "produced by" in str(err):
+                raise NumericsError(str(err)) from None
+            raise
 
     def check_feeds(self, feeds: dict[str, Any]) -> list[np.ndarray]:
         """Feeds as arrays in argument order; a FeedError names any input that is wrong."""

@@ -32,6 +32,9 @@ class Op:
     #: False for ops whose output is constant under small changes of their inputs
     #: (argmax, comparisons, one_hot): autodiff sends no gradient through them.
     differentiable: ClassVar[bool] = True
+    #: True for ops whose code is a cheap view or a number (``W.T``, ``x.shape[0]``): the
+    #: printer writes the expression where it is used instead of a statement of its own.
+    inline: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

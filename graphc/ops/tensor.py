@@ -53,6 +53,7 @@ class Transpose(Op):
     """A permutation of axes (a view in NumPy)."""
 
     name = "transpose"
+    inline = True
 
     def label(self, node):
         return "T" if node.attrs["axes"] == tuple(reversed(range(node.ndim))) else "transpose"
@@ -308,6 +309,7 @@ class Size(Op):
 
     name = "size"
     differentiable = False
+    inline = True
 
     def label(self, node):
         return "count"
