@@ -15,7 +15,7 @@ import sympy as sp
 
 from graphc.backend.expr_printer import HELPERS, helpers_used
 from graphc.backend.names import NameTable, hint
-from graphc.ir.graph import consumers
+from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
 
@@ -81,7 +81,7 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
         if node.op.name == "assign":
             names[node.id] = names[node.inputs[0].id]
             continue
-        wanted = node.name or _assigned_name(node, users.get(node.id, []))
+        wanted = display_name(node, users.get(node.id, []))
         if wanted is None:
             word = hint(node.label)
             if node.role != "forward":
@@ -90,16 +90,6 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
             wanted = f"{word}{counts[word]}"
         names[node.id] = table.fresh(wanted)
     return names
-
-
-def _assigned_name(node: Node, users: list[Node]) -> str | None:
-    """The variable of ``name = expr`` if node is the outermost op of expr on that line."""
-    loc = node.location
-    if loc is None or node.role != "forward" or loc.assigned_name is None:
-        return None
-    if any(u.location == loc for u in users):
-        return None
-    return loc.assigned_name
 
 
 @dataclass(frozen=True)

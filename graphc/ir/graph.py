@@ -49,3 +49,16 @@ def leaves(outputs: Iterable[Node], op: str | None = None) -> list[Node]:
     """The leaves (inputs, params, constants, state) the outputs read, optionally of one op."""
     wanted = (op,) if op else LEAF_OPS
     return [n for n in topological_order(outputs) if n.op.name in wanted]
+
+
+def display_name(node: Node, users: list[Node]) -> str | None:
+    """The node's name, or the variable of the user's ``name = expr`` line when the node is
+    the outermost op of ``expr`` (no reader of it was declared on the same line)."""
+    if node.name:
+        return node.name
+    loc = node.location
+    if loc is None or node.role != "forward" or loc.assigned_name is None:
+        return None
+    if any(u.location == loc for u in users):
+        return None
+    return loc.assigned_name

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from graphc.errors import ShapeError
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
 from graphc.ops.elementwise import from_expr
@@ -53,13 +53,15 @@ def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[
 def backpropagate(y: Node, seed: Node) -> dict[int, Node]:
     """The adjoint (gradient) node of every node ``y`` depends on, by node id."""
     order = topological_order([y])
+    users = consumers(order)
     adjoints: dict[int, Node] = {y.id: seed}
     for node in reversed(order):
         g = adjoints.get(node.id)
         if g is None or not node.inputs or not node.op.differentiable:
             continue
-        if node.name and g.name is None and g.role == "backward":
-            g.name = f"d_{node.name}"
+        name = display_name(node, users.get(node.id, []))
+        if name and g.name is None and g.role == "backward":
+            g.name = f"d_{name}"
         for x, gx in zip(node.inputs, node.op.vjp(node, g)):
             if gx is None:
                 continue
