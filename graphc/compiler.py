@@ -14,6 +14,7 @@ from graphc.ir.node import Node
 from graphc.passes.autodiff import grad
 from graphc.passes.graph import Graph
 from graphc.passes.pipeline import pass_names, run_pipeline
+from graphc.passes.stabilize import stabilize
 
 
 def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # noqa: A001
@@ -32,7 +33,11 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
     _check_inputs(outputs, inputs)
+    names = pass_names(optimize, passes)
     effects: list[Node] = []
+    if optimizer is not None and "stabilize" in names:
+        # gradients are derived from the stable form of the forward graph
+        outputs = list(stabilize(Graph(tuple(outputs))).outputs)
     if optimizer is not None:
         loss = outputs[0]
         params = [n for n in topological_order([loss]) if n.op.name == "param"]
@@ -40,7 +45,7 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
             raise GraphcError("compile: an optimizer was given but the loss depends on no "
                               "parameter")
         effects = optimizer.updates(params, grad(loss, params))
-    stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), pass_names(optimize, passes))
+    stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), names)
     final = stages[-1].graph
     schedule = _schedule(final)
     owned = [n for n in schedule if n.op.name in ("param", "state")

@@ -50,21 +50,6 @@ class NumPyExprPrinter(StrPrinter):
         return (f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}"
                 f"**{self.parenthesize(exp, PRECEDENCE['Pow'], strict=True)}")
 
-    def _print_exp(self, expr) -> str:
-        return self._call("np.exp", *expr.args)
-
-    def _print_log(self, expr) -> str:
-        return self._call("np.log", *expr.args)
-
-    def _print_tanh(self, expr) -> str:
-        return self._call("np.tanh", *expr.args)
-
-    def _print_Abs(self, expr) -> str:
-        return self._call("np.abs", *expr.args)
-
-    def _print_sign(self, expr) -> str:
-        return self._call("np.sign", *expr.args)
-
     def _print_Max(self, expr) -> str:
         return self._fold("np.maximum", expr.args)
 
@@ -91,6 +76,13 @@ class NumPyExprPrinter(StrPrinter):
         for value, cond in reversed(pieces):
             text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
         return text
+
+    def _print_Function(self, expr) -> str:
+        name = expr.func.__name__
+        if name in UFUNCS:
+            return self._call(UFUNCS[name], *expr.args)
+        raise ValueError(f"graphc cannot write the SymPy function {name} as NumPy code; "
+                         f"functions it can write: {sorted(PRINTABLE)}")
 
     # --- graphc's own activations (graphc.ops.functions) ---
     def _print_step(self, expr) -> str:
@@ -121,6 +113,20 @@ class NumPyExprPrinter(StrPrinter):
         y, alpha = (self._print(a) for a in expr.args)
         return f"np.where({y} > 0, 1.0, {y} + {alpha})"
 
+
+#: SymPy functions that are NumPy ufuncs (other functions print by their own methods).
+UFUNCS = {
+    "exp": "np.exp", "log": "np.log", "tanh": "np.tanh", "Abs": "np.abs", "sign": "np.sign",
+    "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "asin": "np.arcsin",
+    "acos": "np.arccos", "atan": "np.arctan", "atan2": "np.arctan2", "sinh": "np.sinh",
+    "cosh": "np.cosh", "asinh": "np.arcsinh", "acosh": "np.arccosh", "atanh": "np.arctanh",
+    "floor": "np.floor", "ceiling": "np.ceil",
+}
+
+#: Every SymPy function the printer writes, for the error message of one it cannot.
+PRINTABLE = set(UFUNCS) | {"exp", "log", "tanh", "Abs", "sign", "Max", "Min", "Heaviside",
+                           "Piecewise", "step", "relu", "sigmoid", "softplus", "leaky_relu",
+                           "leaky_slope", "elu", "elu_slope"}
 
 #: Functions the generated module defines for itself, where NumPy has no ufunc.
 HELPERS = {

@@ -32,7 +32,10 @@ def identifier(text: str) -> str:
 
 def hint(label: str) -> str:
     """A short word for an op's label, to name an unnamed node after it."""
-    return _WORDS.get(label, identifier(label.rstrip("'")).strip("_") or "t")
+    if label in _WORDS:
+        return _WORDS[label]
+    word = identifier(label.rstrip("'")).strip("_")
+    return word if word and len(word) <= 16 and "__" not in word else "expr"
 
 
 class NameTable:

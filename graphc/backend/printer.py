@@ -127,7 +127,7 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
             body.append(f"# {section}")
         counts[node.role] += 1
         lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
-        comment = f"{format_shape(node.shape)}  {node.label}"
+        comment = safe_comment(f"{format_shape(node.shape)}  {node.label}")
         body.extend(lines[:-1])
         body.append(_with_comment(lines[-1], comment))
         if options.check_numerics and node.dtype.kind == "f":
@@ -198,8 +198,8 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
 
 
 def safe_comment(text: str) -> str:
-    """Text that cannot leave a comment line: a path or label from the user."""
-    return re.sub(r"[^\w ./:()=,+*-]", "_", text)
+    """Text that cannot leave its comment line: no control characters, no line breaks."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", "_", text)
 
 
 def header_for(outputs: Sequence[Node], optimize: int) -> str:

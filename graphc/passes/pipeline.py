@@ -9,19 +9,21 @@ from dataclasses import dataclass
 from graphc.passes.cse import cse
 from graphc.passes.fuse import fuse_elementwise
 from graphc.passes.graph import Graph
+from graphc.passes.stabilize import stabilize
 
 Pass = Callable[[Graph], Graph]
 
 #: Every pass by name, in pipeline order.
 PASSES: dict[str, Pass] = {
+    "stabilize": stabilize,
     "cse": cse,
     "fuse": fuse_elementwise,
 }
 
 LEVELS: dict[int, tuple[str, ...]] = {
     0: (),
-    1: ("cse",),
-    2: ("cse", "fuse"),
+    1: ("stabilize", "cse"),
+    2: ("stabilize", "cse", "fuse"),
 }
 
 
