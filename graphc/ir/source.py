@@ -52,12 +52,17 @@ def _assigned_name(text: str) -> str | None:
     return target.id if isinstance(target, ast.Name) else None
 
 
+@lru_cache(maxsize=1024)
+def _inside_graphc(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
 def caller_location() -> SourceLocation | None:
     """The innermost stack frame outside the graphc package: the user's line."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+        if not _inside_graphc(filename):
             text = linecache.getline(filename, frame.f_lineno).strip()
             return SourceLocation(filename, frame.f_lineno, text)
         frame = frame.f_back

@@ -37,6 +37,12 @@ def clone(node: Node, inputs: tuple[Node, ...], **changes) -> Node:
                 name=node.name, location=node.location, role=node.role, value=node.value)
 
 
+def replacing(old: Node, new: Node) -> Node:
+    """``new``, a node a rewrite just made, carrying the name, line and role of ``old``."""
+    new.name, new.location, new.role = old.name, old.location, old.role
+    return new
+
+
 def rewrite(graph: Graph, local: Rewrite) -> Graph:
     """Rebuild ``graph`` bottom-up, applying ``local`` to every node."""
     mapped: dict[int, Node] = {}

@@ -9,6 +9,7 @@ gradients), so the gradients are derived from the stable form.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import sympy as sp
 
@@ -16,7 +17,7 @@ from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops.registry import make
 from graphc.passes.fuse import merge
-from graphc.passes.graph import Graph, clone, rewrite
+from graphc.passes.graph import Graph, clone, replacing, rewrite
 
 _u = sp.Wild("u")
 
@@ -46,10 +47,25 @@ EXPRESSION_REWRITES: list[Callable[[sp.Basic], sp.Basic]] = [
 ]
 
 
+@lru_cache(maxsize=4096)
+def _stable_form(expr: sp.Basic) -> sp.Basic:
+    """``expr`` after every expression rewrite (cached: deep networks repeat expressions)."""
+    for fn in EXPRESSION_REWRITES:
+        expr = fn(expr)
+    return expr
+
+
+def _may_match(expr: sp.Basic) -> bool:
+    """Every pattern starts with a log or a reciprocal: a cheap test before matching."""
+    return isinstance(expr, sp.log) or any(
+        isinstance(e, sp.log) or (isinstance(e, sp.Pow) and e.exp == -1)
+        for e in sp.preorder_traversal(expr))
+
+
 def stable_expression(node: Node) -> Node | None:
     """An elementwise node with its elementwise inputs looked through and the expression
     rewritten, where a rewrite fires; None where none does."""
-    if node.op.name != "elementwise":
+    if node.op.name != "elementwise" or not _may_match(node.attrs["expr"]):
         return None
     wide = node
     for _ in range(LOOK_THROUGH):
@@ -57,9 +73,7 @@ def stable_expression(node: Node) -> Node | None:
         if not any(fold):
             break
         wide = merge(wide, fold)
-    expr = wide.attrs["expr"]
-    for fn in EXPRESSION_REWRITES:
-        expr = fn(expr)
+    expr = _stable_form(wide.attrs["expr"])
     if expr == wide.attrs["expr"]:
         return None
     return clone(wide, wide.inputs, attrs={**wide.attrs, "expr": expr})
@@ -72,7 +86,7 @@ def log_of_softmax(node: Node) -> Node | None:
     (x,) = node.inputs
     if x.op.name != "softmax":
         return None
-    return _like(node, make("log_softmax", x.inputs, axis=x.attrs["axis"]))
+    return replacing(node, make("log_softmax", x.inputs, axis=x.attrs["axis"]))
 
 
 def cross_entropy_of_log_softmax(node: Node) -> Node | None:
@@ -89,19 +103,13 @@ def cross_entropy_of_log_softmax(node: Node) -> Node | None:
     ls, labels = t.inputs[0], t.inputs[1]
     if ls.attrs["axis"] != 1:
         return None
-    return _like(node, make("softmax_cross_entropy", (ls.inputs[0], labels)))
+    return replacing(node, make("softmax_cross_entropy", (ls.inputs[0], labels)))
 
 
 def _arg0() -> sp.Symbol:
     from graphc.ops.elementwise import arg
 
     return arg(0)
-
-
-def _like(old: Node, new: Node) -> Node:
-    """``new`` carrying the name, line and role of the node it replaces."""
-    new.name, new.location, new.role = old.name, old.location, old.role
-    return new
 
 
 #: Graph rewrites, tried in this order on every node.
