@@ -76,7 +76,8 @@ def stable_expression(node: Node) -> Node | None:
     expr = _stable_form(wide.attrs["expr"])
     if expr == wide.attrs["expr"]:
         return None
-    return clone(wide, wide.inputs, attrs={**wide.attrs, "expr": expr})
+    label = type(expr).__name__ if isinstance(expr, sp.Function) else wide.attrs["label"]
+    return clone(wide, wide.inputs, attrs={**wide.attrs, "expr": expr, "label": label})
 
 
 def log_of_softmax(node: Node) -> Node | None:
