@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from graphc.backend.printer import CodeOptions, Signature, header_for, print_module
-from graphc.backend.program import Program
+from graphc.backend.program import Program, StageCode
 from graphc.errors import GraphcError
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.passes.autodiff import grad
 from graphc.passes.graph import Graph
-from graphc.passes.pipeline import pass_names, run_pipeline
+from graphc.passes.memory import plan_memory
+from graphc.passes.pipeline import Stage, pass_names, run_pipeline
 from graphc.passes.stabilize import stabilize
 
 
@@ -33,6 +34,7 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
     _check_inputs(outputs, inputs)
+    name_after_variables(outputs)
     names = pass_names(optimize, passes)
     effects: list[Node] = []
     if optimizer is not None and "stabilize" in names:
@@ -54,13 +56,34 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     header = header_for(outputs, optimize if passes is None else -1)
     options = CodeOptions(training=optimizer is not None if training is None else training,
                           check_numerics=check_numerics)
-    source, names = print_module(schedule, final.outputs, signature, header, options)
+    plan = plan_memory(schedule, final.outputs) if "memory" in names else None
+    source, names = print_module(schedule, final.outputs, signature, header, options, plan)
 
     def standalone(suffix: str) -> str:
         opts = replace(options, standalone_params=suffix)
-        return print_module(schedule, final.outputs, signature, header, opts)[0]
+        return print_module(schedule, final.outputs, signature, header, opts, plan)[0]
 
-    return Program(source, signature, final.outputs, stages, names, standalone)
+    def stage_code(stage: Stage, planned: bool) -> StageCode:
+        """The module as printed from one stage's graph (``Program.report``)."""
+        order = _schedule(stage.graph)
+        sig = Signature(inputs, [n for n in order if n.op.name in ("param", "state")
+                                 or (n.op.name == "constant" and n.shape != ())])
+        stage_plan = plan_memory(order, stage.graph.outputs) if planned else None
+        code = print_module(order, stage.graph.outputs, sig, header, options, stage_plan)[0]
+        return StageCode(stage.name, len(stage.graph.nodes()), code, order, stage_plan)
+
+    return Program(source, signature, final.outputs, stages, names, standalone,
+                   stage_code=stage_code)
+
+
+def name_after_variables(outputs: Sequence[Node]) -> None:
+    """Give each unnamed node the variable the user assigned it to (``h1 = relu(...)``),
+    before passes reshape the graph and the lines it came from can no longer be told apart."""
+    order = topological_order(outputs)
+    users = consumers(order)
+    for node in order:
+        if node.name is None:
+            node.name = display_name(node, users.get(node.id, []))
 
 
 def _check_inputs(outputs: list[Node], inputs: list[Node]) -> None:

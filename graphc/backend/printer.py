@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from graphc.backend import inplace
 from graphc.backend.expr_printer import HELPERS, helpers_used
 from graphc.backend.names import NameTable, hint
 from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
+from graphc.ops.elementwise import arg
+from graphc.passes.memory import MemoryPlan, Placement
 
 COMMENT_COLUMN = 48
 
@@ -103,12 +106,19 @@ class CodeOptions:
 
 
 def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: Signature,
-                 header: str, options: CodeOptions = CodeOptions()) -> tuple[str, dict[int, str]]:
-    """The module's source and the variable name (or inlined expression) of each node."""
+                 header: str, options: CodeOptions = CodeOptions(),
+                 plan: MemoryPlan | None = None) -> tuple[str, dict[int, str]]:
+    """The module's source and the variable name (or inlined expression) of each node.
+
+    With a memory ``plan``, the nodes it places write into buffers that the module allocates
+    once (``_buffer``) and reuses at every call, through ufunc calls with ``out=``.
+    """
     table = NameTable()
     names = assign_names(schedule, signature, table)
     dims = _dim_sources(signature.inputs, names)
     e = Emitter(names, table, {d: table.fresh(d) for d in dims}, training=options.training)
+    plan = plan or MemoryPlan()
+    buffers = _buffer_names(plan, table)
     output_ids = {o.id for o in outputs}
     checks: list[str] = []
     body: list[str] = []
@@ -118,7 +128,12 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     for node in schedule:
         if node.id in leaf_ids:
             continue
-        code = node.op.emit(node, [names[x.id] for x in node.inputs], e)
+        args = [names[x.id] for x in node.inputs]
+        placement = plan.placements.get(node.id)
+        if placement is not None:
+            code = _emit_placed(node, placement, args, buffers, e)
+        else:
+            code = node.op.emit(node, args, e)
         if node.op.inline and node.id not in output_ids:
             names[node.id] = code if re.fullmatch(r"[\w.\[\]]+", code) else f"({code})"
             continue
@@ -133,11 +148,57 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
         if options.check_numerics and node.dtype.kind == "f":
             checks.append(_describe(node, names[node.id]))
             body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
+    allocations = [f"{name} = _buffer({name!r}, {e.shape(b.shape)}, np.{b.dtype.name}"
+                   f"{', np.zeros' if b.zeros else ''})"
+                   for name, b in zip(buffers, plan.buffers)]
     prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
     results = ", ".join(names[o.id] for o in outputs)
-    body = prologue + body + [f"return [{results}]"]
+    body = prologue + allocations + body + [f"return [{results}]"]
+    if plan.buffers:
+        header += "\nbuffers: " + ", ".join(
+            f"{n} x {format_shape(s)} {t}" for (s, t), n in _buffer_kinds(plan).items())
     module = _module(header, signature, names, body, e.helpers, counts, options, checks)
     return module, names
+
+
+def _buffer_names(plan: MemoryPlan, table: NameTable) -> list[str]:
+    """``buf0, buf1, ...`` for scratch buffers, ``zeros0, ...`` for arrays of zeros."""
+    counts = {True: 0, False: 0}
+    names = []
+    for b in plan.buffers:
+        names.append(table.fresh(f"{'zeros' if b.zeros else 'buf'}{counts[b.zeros]}"))
+        counts[b.zeros] += 1
+    return names
+
+
+def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
+    """How many buffers of each shape and dtype the plan allocates (for the header)."""
+    kinds: dict[tuple[Shape, str], int] = {}
+    for b in plan.buffers:
+        kinds[b.shape, b.dtype.name] = kinds.get((b.shape, b.dtype.name), 0) + 1
+    return kinds
+
+
+def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: list[str],
+                 e: Emitter) -> list[str]:
+    """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
+    or the ufunc steps of an elementwise expression, or of an in-place update."""
+    out = None if placement.out is None else buffers[placement.out]
+    if placement.lowering is None:
+        return [f"{e.target(node)} = np.matmul({args[0]}, {args[1]}, out={out})"]
+    mode = node.attrs.get("mode")
+    values = args[1:] if mode else args
+    names = {arg(j): a for j, a in enumerate(values)}
+    slots = {f"T{j}": buffers[k] for j, k in enumerate(placement.temps)}
+    slots[inplace.OUT] = args[0] if out is None else out
+    if placement.zeros is not None:
+        slots[inplace.ZEROS] = buffers[placement.zeros]
+    target = None if mode else e.target(node)
+    lines, helpers = inplace.render(placement.lowering, names, slots, target)
+    e.helpers |= helpers
+    if mode and out is not None:
+        lines.append(f"{args[0]}[...] = {out}" if mode == "=" else f"{args[0]} {mode} {out}")
+    return lines
 
 
 def _describe(node: Node, name: str) -> str:
@@ -145,6 +206,19 @@ def _describe(node: Node, name: str) -> str:
     where = f", declared at {node.location}" if node.location else ""
     return f"{node.role} node {name} (op {node.label}){where}"
 
+
+BUFFERS = (
+    "_buffers = {}\n"
+    "\n"
+    "\n"
+    "def _buffer(name, shape, dtype, make=np.empty):\n"
+    '    """A scratch array kept between calls: made on first use, and again when its shape\n'
+    '    changes (a new batch size)."""\n'
+    "    buf = _buffers.get(name)\n"
+    "    if buf is None or buf.shape != shape:\n"
+    "        buf = _buffers[name] = make(shape, dtype)\n"
+    "    return buf\n"
+)
 
 CHECK_FINITE = (
     "def _check_finite(value, where):\n"
@@ -186,6 +260,8 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
         out += [""]
     for h in sorted(helpers):
         out += ["", HELPERS[h]]
+    if "_buffer(" in "\n".join(body):
+        out += ["", BUFFERS]
     if checks:
         out += ["", "_NODES = ["] + [f"    {c!r}," for c in checks] + ["]", "", CHECK_FINITE]
     args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)

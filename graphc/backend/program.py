@@ -3,18 +3,36 @@ are checked before any generated code runs."""
 
 from __future__ import annotations
 
+import ast
+import builtins
 import linecache
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from graphc.backend.printer import Signature
 from graphc.errors import FeedError, NumericsError
 from graphc.ir.node import Node
-from graphc.ir.shapes import format_shape
+from graphc.ir.shapes import Shape, broadcast_shapes, format_shape
+from graphc.ops.elementwise import arg
+from graphc.passes.memory import FRESH, MemoryPlan, bytes_of
+
+
+@dataclass(frozen=True)
+class StageCode:
+    """One stage of the pipeline as code: its graph's node count, the module printed from
+    it, the schedule printed, and the memory plan (from the "memory" stage on)."""
+
+    name: str
+    nodes: int
+    source: str
+    schedule: list[Node]
+    plan: MemoryPlan | None
 
 
 class Program:
@@ -23,13 +41,15 @@ class Program:
     are updated in place by training steps."""
 
     def __init__(self, source: str, signature: Signature, outputs: Sequence[Node],
-                 stages: list, names: dict[int, str], standalone) -> None:
+                 stages: list, names: dict[int, str], standalone,
+                 stage_code: Callable[[Any, bool], StageCode] | None = None) -> None:
         self.source = source
         self.signature = signature
         self.outputs = list(outputs)
         self.stages = stages
         self.names = names
         self._standalone = standalone
+        self._stage_code = stage_code
         self._fn = load(source)["main"]
         self._by_name = {n.name: n for n in signature.inputs}
 
@@ -77,9 +97,93 @@ class Program:
         source = self._standalone(".npz")
         atomic_write(path, lambda f: f.write(source.encode()))
 
+    def report(self, print: bool = False, **dims: int) -> str:  # noqa: A002
+        """A table of what each stage of the pipeline costs per step: graph nodes, NumPy
+        calls (calls, binary operators and augmented assignments in ``main``), arrays newly
+        allocated (statements that bind a fresh array rather than writing into a buffer, a
+        view or an update in place) and their bytes with the named dims bound by ``dims``
+        (``report(batch=32)``), and the bytes of the memory plan's buffers, all allocated
+        once. Printed as well with ``print=True``."""
+        if self._stage_code is None:
+            raise ValueError("report: this program was not made by gc.compile")
+        rows = [["stage", "nodes", "numpy calls", "arrays allocated", "bytes allocated",
+                 "buffer bytes"]]
+        planned = False
+        for stage in self.stages:
+            planned = planned or stage.name == "memory"
+            code = self._stage_code(stage, planned)
+            count, size = _allocations(code, dims)
+            peak = code.plan.peak_bytes(dims) if code.plan and _bound(code.plan, dims) else None
+            rows.append([code.name, str(code.nodes), str(_numpy_calls(code.source)), str(count),
+                         _bytes(size), _bytes(peak) if code.plan else "-"])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        if dims:
+            lines.append("at " + ", ".join(f"{k}={v}" for k, v in dims.items()))
+        text = "\n".join(lines)
+        if print:
+            builtins.print(text)
+        return text
+
     def __repr__(self) -> str:
         inputs = ", ".join(self._by_name)
         return f"<graphc.Program main({inputs}) -> {len(self.outputs)} output(s)>"
+
+
+def _numpy_calls(source: str) -> int:
+    """Calls, binary operators and augmented assignments in the module's ``main``, leaving
+    out the once-per-call buffer lookups (``_buffer``) and numerics checks."""
+    main = next(n for n in ast.parse(source).body
+                if isinstance(n, ast.FunctionDef) and n.name == "main")
+    count = 0
+    for n in ast.walk(main):
+        if isinstance(n, ast.Call):
+            fn = n.func
+            count += not (isinstance(fn, ast.Name) and fn.id in ("_buffer", "_check_finite"))
+        elif isinstance(n, (ast.BinOp, ast.AugAssign)):
+            count += 1
+    return count
+
+
+def _allocations(code: StageCode, dims: Mapping[str, int]) -> tuple[int, int | None]:
+    """Arrays a step allocates afresh, and their bytes (None where a dim is unbound): one
+    per operation of a plain elementwise expression or update (NumPy allocates a result at
+    every operator), none for a statement writing into a buffer (except its plain operands),
+    and one for any other op with a fresh result (a lower bound for the multi-line ops)."""
+    placed = code.plan.placements if code.plan else {}
+    arrays: list[tuple[Shape, np.dtype]] = []
+    for node in code.schedule:
+        if node.op.name not in FRESH or node.op.inline or not node.inputs:
+            continue
+        if node.op.name in ("elementwise", "assign"):
+            k = 1 if node.op.name == "assign" else 0
+            shapes = {arg(j): x.shape for j, x in enumerate(node.inputs[k:])}
+            placement = placed.get(node.id)
+            if placement is None:
+                exprs = [node.attrs["expr"]]
+            else:
+                exprs = [v for s in placement.lowering.steps for kind, v in s.args
+                         if kind == "expr"]
+            arrays += [(broadcast_shapes(*(shapes[x] for x in e.free_symbols)), node.dtype)
+                       for expr in exprs for e in sp.preorder_traversal(expr)
+                       if e.free_symbols and not isinstance(e, sp.Symbol)]
+        elif node.id not in placed:
+            arrays.append((node.shape, node.dtype))
+    try:
+        return len(arrays), sum(bytes_of(shape, dtype, dims) for shape, dtype in arrays)
+    except KeyError:
+        return len(arrays), None
+
+
+def _bound(plan: MemoryPlan, dims: Mapping[str, int]) -> bool:
+    return all(isinstance(d, int) or d in dims for b in plan.buffers for d in b.shape)
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "?"
+    return f"{size / 2**20:.2f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
 def _check_feed(node: Node, value: Any, dims: dict[str, tuple[int, str]]) -> np.ndarray:

@@ -57,13 +57,23 @@ class Elementwise(Op):
         names = {arg(i): sp.Symbol(a, real=True) for i, a in enumerate(args)}
         expr = node.attrs["expr"].xreplace(names)
         e.need_helpers(expr)
-        return numpy_code(expr)
+        code = numpy_code(expr)
+        # an expression that simplified away some inputs (x - x, or fused a + -a) must still
+        # have the node's shape and dtype
+        used = [x for i, x in enumerate(node.inputs) if arg(i) in node.attrs["expr"].free_symbols]
+        if not used:
+            dtype = "bool_" if node.dtype.kind == "b" else node.dtype.name  # (NumPy 1.26 too)
+            return f"np.full({e.shape(node.shape)}, {code}, dtype=np.{dtype})"
+        if broadcast_shapes(*(x.shape for x in used)) != node.shape:
+            return f"np.broadcast_to({code}, {e.shape(node.shape)})"
+        return code
 
     def vjp(self, node, g):
         expr = node.attrs["expr"]
         grads: list[Node | None] = []
         for i, x in enumerate(node.inputs):
-            d = sp.diff(expr, arg(i)).subs(expr, OUT)
+            # DiracDelta (the derivative of abs, max, min's Heaviside) is zero almost everywhere
+            d = sp.diff(expr, arg(i)).replace(sp.DiracDelta, lambda *a: sp.S.Zero).subs(expr, OUT)
             if d == 0 or x.dtype.kind != "f":
                 grads.append(None)
                 continue
@@ -72,6 +82,13 @@ class Elementwise(Op):
             local = from_expr(f"{node.label}'", gsym * d, symbols | {gsym: g}, dtype=g.dtype)
             grads.append(sum_to(local, x.shape))
         return grads
+
+
+@lru_cache(maxsize=4096)
+def local_derivative(expr: sp.Basic, i: int) -> sp.Basic:
+    """d expr / d x_i, written with the output ``y`` wherever it contains expr itself
+    (cached: the layers of a deep network repeat the same expressions)."""
+    return sp.diff(expr, arg(i)).subs(expr, OUT)
 
 
 def _is_boolean(expr: sp.Basic) -> bool:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from graphc.passes.cse import cse
 from graphc.passes.fuse import fuse_elementwise
 from graphc.passes.graph import Graph
+from graphc.passes.memory import memory
+from graphc.passes.simplify import simplify
 from graphc.passes.stabilize import stabilize
 
 Pass = Callable[[Graph], Graph]
@@ -18,12 +20,14 @@ PASSES: dict[str, Pass] = {
     "stabilize": stabilize,
     "cse": cse,
     "fuse": fuse_elementwise,
+    "simplify": simplify,
+    "memory": memory,
 }
 
 LEVELS: dict[int, tuple[str, ...]] = {
     0: (),
     1: ("stabilize", "cse"),
-    2: ("stabilize", "cse", "fuse"),
+    2: ("stabilize", "cse", "fuse", "simplify", "memory"),
 }
 
 

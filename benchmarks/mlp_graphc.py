@@ -1,0 +1,94 @@
+"""graphc's generated training step on the workload of `benchmarks.mlp_baselines`.
+
+``make_graphc`` compiles the MLP 784-256-256-10 (ReLU, softmax cross-entropy, SGD lr 0.01) at
+optimize=2 (planned buffers, in-place ufuncs); ``make_graphc_O1`` at optimize=1 (one plain
+NumPy statement per node), so the table shows what the memory pass buys. Both start from
+`make_problem`'s parameters and minibatch, so `reference_step_check` can check them against the
+baselines.
+
+Run ``python -m benchmarks.mlp_graphc`` for the table with ratios to hand_tuned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from benchmarks.harness import compare, machine_description, table
+from benchmarks.mlp_baselines import (
+    IMPLEMENTATIONS,
+    LAYER_SIZES,
+    LEARNING_RATE,
+    PARAM_NAMES,
+    TrainingStep,
+    default_inner,
+    make_problem,
+    reference_step_check,
+)
+
+
+def _make(batch: int, dtype: DTypeLike, seed: int, optimize: int) -> TrainingStep:
+    """The compiled step: the graph, its parameters initialised from `make_problem`."""
+    import graphc as gc
+
+    problem = make_problem(batch, dtype, seed)
+    dtype = np.dtype(dtype)
+    x = gc.input("x", ("batch", LAYER_SIZES[0]), dtype=dtype)
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    params = [gc.param(name, value.shape, init=value, dtype=dtype)
+              for name, value in zip(PARAM_NAMES, problem.params, strict=True)]
+    W1, b1, W2, b2, W3, b3 = params
+    h1 = gc.relu(x @ W1 + b1)
+    h2 = gc.relu(h1 @ W2 + b2)
+    loss = gc.softmax_cross_entropy(h2 @ W3 + b3, labels)
+    prog = gc.compile([loss], [x, labels], optimizer=gc.SGD(LEARNING_RATE), optimize=optimize)
+    feeds = {"x": problem.x, "labels": problem.labels}
+
+    def step() -> float:
+        return float(prog(**feeds)[0])
+
+    return TrainingStep(step, lambda: [prog.params[name] for name in PARAM_NAMES])
+
+
+def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:
+    """graphc at optimize=2: the generated step with its memory plan."""
+    return _make(batch, dtype, seed, optimize=2)
+
+
+def make_graphc_O1(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:  # noqa: N802
+    """graphc at optimize=1: one plain NumPy statement per node, no buffers."""
+    return _make(batch, dtype, seed, optimize=1)
+
+
+FACTORIES = {"hand_tuned": IMPLEMENTATIONS["hand_tuned"], "graphc": make_graphc,
+             "graphc_O1": make_graphc_O1}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check graphc's steps against hand_tuned, then print one table per dtype and batch."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mlp_graphc",
+                                     description="Time graphc's generated MLP step.")
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128, 1024])
+    parser.add_argument("--dtype", nargs="+", default=["float32", "float64"],
+                        choices=["float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    reference_step_check(factories=FACTORIES)
+    print(machine_description(), flush=True)
+    for dtype in args.dtype:
+        for batch in args.batch:
+            factories = {n: partial(f, batch, dtype) for n, f in FACTORIES.items()}
+            samples = compare(factories, repeats=args.repeats, inner=default_inner(batch),
+                              threads=args.threads)
+            print(f"\n## {dtype}, batch {batch}\n\n{table(samples)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

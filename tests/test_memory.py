@@ -1,0 +1,237 @@
+"""The memory pass (optimize=2): buffers planned over the schedule, elementwise expressions
+lowered to in-place ufunc calls. The code must give the interpreter's numbers on random
+graphs, across calls and batch sizes, must never hand the caller an array that the next call
+overwrites, and must reuse buffers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import sympy as sp
+from helpers import CODEGEN_RTOL, assert_close, labels_for, run
+
+import graphc as gc
+from graphc.backend.inplace import OUT, lower
+from graphc.compiler import _schedule
+from graphc.ops.elementwise import arg
+from graphc.ops.functions import step
+from graphc.passes.memory import live_until, plan_memory
+
+UNARY = [gc.tanh, gc.sigmoid, gc.relu, gc.softplus, gc.abs, gc.square, gc.exp,
+         lambda x: -x, lambda x: gc.leaky_relu(x, 0.1), lambda x: gc.elu(x, 0.5),
+         lambda x: gc.sqrt(1 + x * x), lambda x: gc.log(1 + x * x), lambda x: 1 / (2 + x * x),
+         lambda x: 2 * x - 0.5]
+BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b,
+          lambda a, b: a / (1 + b * b), gc.maximum, gc.minimum,
+          lambda a, b: gc.where(a > b, a, 0.5 * b)]
+
+
+def random_graph(seed: int) -> tuple[list[gc.Node], list[gc.Node], dict[str, tuple]]:
+    """Outputs and inputs of a random graph over (batch, 5) and (5,) inputs and a (5, 5)
+    weight: elementwise chains with broadcasting, matmuls, reductions, a loss; returns the
+    outputs, the inputs, and the feed shapes by input name (``batch`` left open)."""
+    rng = np.random.default_rng(seed)
+    x = gc.input("x", ("batch", 5))
+    b = gc.input("b", (5,))
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    W = gc.param("W", (5, 5), seed=seed)
+    pool = [x, b, x @ W]
+    for _ in range(int(rng.integers(4, 9))):
+        kind = rng.integers(0, 5)
+        a = pool[rng.integers(len(pool))]
+        if kind == 0:
+            pool.append(UNARY[rng.integers(len(UNARY))](a))
+        elif kind in (1, 2):
+            c = pool[rng.integers(len(pool))]
+            try:
+                pool.append(BINARY[rng.integers(len(BINARY))](a, c))
+            except gc.ShapeError:  # (batch,) against (batch, 5)
+                pool.append(UNARY[rng.integers(len(UNARY))](c))
+        elif kind == 3 and a.ndim == 2:
+            pool.append(gc.tanh(a) @ W.T + b)
+        elif a.ndim:
+            pool.append(gc.sum(a, axis=-1, keepdims=bool(rng.integers(2))) * 0.1)
+    wide = [n for n in pool if n.shape == ("batch", 5)]
+    loss = gc.softmax_cross_entropy(wide[-1], labels) + gc.mean(pool[-1] * pool[-1]) \
+        + gc.mean(pool[2] * wide[-1])
+    outputs = [loss, pool[-1], *gc.grad(loss, [W, x])]
+    return outputs, [x, b, labels], {"x": ("batch", 5), "b": (5,)}
+
+
+def feeds_for(inputs: list[gc.Node], batch: int, seed: int) -> dict[gc.Node, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x, b, labels = inputs
+    return {x: rng.standard_normal((batch, 5)), b: rng.standard_normal(5),
+            labels: labels_for(rng, batch, 5)}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_match_the_interpreter_over_calls_and_batches(seed: int) -> None:
+    outputs, inputs, _ = random_graph(seed)
+    prog = gc.compile(outputs, inputs, optimize=2)
+    assert "_buffer(" in prog.source or "out=" not in prog.source
+    for call, batch in enumerate((4, 4, 7, 4)):
+        feeds = feeds_for(inputs, batch, seed + call)
+        for got, want in zip(run(prog, feeds), gc.evaluate(outputs, feeds)):
+            assert_close(got, want, rtol=CODEGEN_RTOL, atol=1e-12,
+                         what=f"seed {seed}, call {call}, batch {batch}")
+
+
+def test_outputs_of_one_call_survive_the_next() -> None:
+    x = gc.input("x", ("batch", 3))
+    W = gc.param("W", (3, 4), seed=0)
+    h = gc.relu(x @ W + 1.0)
+    y = gc.tanh(h @ W.T) * 2.0
+    loss = gc.sum(y * y)
+    outputs = [y, h.T, *gc.grad(loss, [W, x])]
+    prog = gc.compile(outputs, [x], optimize=2)
+    rng = np.random.default_rng(0)
+    first = prog(x=rng.standard_normal((6, 3)))
+    kept = [a.copy() for a in first]
+    prog(x=rng.standard_normal((6, 3)))
+    for a, k in zip(first, kept):
+        np.testing.assert_array_equal(a, k)
+
+
+def mlp(dtype: str = "float64"):
+    x = gc.input("x", ("batch", 8), dtype=dtype)
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    W1 = gc.param("W1", (8, 16), seed=1, dtype=dtype)
+    b1 = gc.param("b1", (16,), init="zeros", dtype=dtype)
+    W2 = gc.param("W2", (16, 16), seed=2, dtype=dtype)
+    b2 = gc.param("b2", (16,), init="zeros", dtype=dtype)
+    W3 = gc.param("W3", (16, 4), seed=3, dtype=dtype)
+    b3 = gc.param("b3", (4,), init=0.1, dtype=dtype)
+    h1 = gc.relu(x @ W1 + b1)
+    h2 = gc.tanh(h1 @ W2 + b2)
+    loss = gc.softmax_cross_entropy(h2 @ W3 + b3, labels)
+    return loss, [x, labels]
+
+
+@pytest.mark.parametrize("optimizer", [lambda: gc.SGD(0.1), lambda: gc.Adam(0.01),
+                                       lambda: gc.Momentum(0.1)])
+def test_training_steps_match_plain_code(optimizer) -> None:
+    """Three steps at optimize=2 update the parameters as the plain optimize=0 code does
+    (which the codegen tests hold to the interpreter), batch size changing between steps."""
+    progs = []
+    for level in (0, 2):
+        loss, inputs = mlp()
+        progs.append((gc.compile([loss], inputs, optimizer=optimizer(), optimize=level),
+                      inputs))
+    rng = np.random.default_rng(0)
+    for batch in (5, 5, 9):
+        xv, lv = rng.standard_normal((batch, 8)), labels_for(rng, batch, 4)
+        losses = [p(x=xv, labels=lv)[0] for p, _ in progs]
+        assert_close(losses[1], losses[0], rtol=CODEGEN_RTOL, atol=1e-12, what="loss")
+    (plain, _), (planned, _) = progs
+    for name, value in plain.params.items():
+        assert_close(planned.params[name], value, rtol=1e-9, atol=1e-12, what=name)
+
+
+def test_float32_training_stays_float32() -> None:
+    loss, inputs = mlp("float32")
+    prog = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2)
+    rng = np.random.default_rng(0)
+    before = {k: v.copy() for k, v in prog.params.items()}
+    value = prog(x=rng.standard_normal((6, 8)), labels=labels_for(rng, 6, 4))[0]
+    assert np.isfinite(value)
+    assert all(v.dtype == np.float32 for v in prog.params.values())
+    assert any(not np.array_equal(before[k], v) for k, v in prog.params.items())
+    assert "np.float32)" in prog.source
+
+
+def test_planner_reuses_buffers_for_an_mlp() -> None:
+    loss, inputs = mlp()
+    prog = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2)
+    final = prog.stages[-1].graph
+    plan = plan_memory(_schedule(final), final.outputs)
+    assert len(plan.placements) >= 10
+    assert len(plan.buffers) < len(plan.placements)
+    assert plan.peak_bytes({"batch": 32}) > 0
+    assert_plan_is_safe(prog)
+    assert "np.matmul(x, W1, out=" in prog.source
+    assert "x.T" in prog.source and "W3.T" in prog.source
+
+
+def test_optimize_1_keeps_plain_code() -> None:
+    loss, inputs = mlp()
+    source = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=1).source
+    assert "_buffer" not in source and "out=" not in source
+
+
+def assert_plan_is_safe(prog) -> None:
+    """No buffer is written while a value in it may still be read: a node's output buffer
+    holds no value that is read later, except one of its own inputs that dies there; its
+    scratch buffers hold no value that is read at or after it."""
+    final = prog.stages[-1].graph
+    schedule = _schedule(final)
+    plan = plan_memory(schedule, final.outputs)
+    last = live_until(schedule, final.outputs)
+    held: dict[int, int] = {}  # buffer -> the node whose value it holds
+    for i, node in enumerate(schedule):
+        placement = plan.placements.get(node.id)
+        if placement is None:
+            continue
+        inputs = {x.id for x in node.inputs}
+        for k in placement.temps:
+            assert k not in held or last[held[k]] < i, f"scratch {k} clobbers a live value"
+        if placement.out is not None and node.op.name != "assign":
+            k = placement.out
+            if k in held and last[held[k]] >= i:
+                assert last[held[k]] == i and held[k] in inputs, f"{node} clobbers a value"
+            held[k] = node.id
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_plans_are_safe(seed: int) -> None:
+    outputs, inputs, _ = random_graph(seed)
+    assert_plan_is_safe(gc.compile(outputs, inputs, optimize=2))
+
+
+def test_views_keep_their_base_alive() -> None:
+    """A buffer read later through a transpose is not handed to a node in between."""
+    x = gc.input("x", (3, 3))
+    a = gc.exp(x) * 2.0
+    b = gc.tanh(x) + 1.0  # same shape: would take a's buffer if a.T did not keep it alive
+    c = gc.sum((a.T @ b) + a.T * b)
+    prog = gc.compile([c], [x], optimize=2)
+    assert_plan_is_safe(prog)
+    xv = np.random.default_rng(1).standard_normal((3, 3))
+    assert_close(prog(x=xv)[0], gc.evaluate([c], {x: xv})[0], rtol=CODEGEN_RTOL)
+
+
+def test_lowering_writes_over_a_dying_input_only_when_safe() -> None:
+    x0, x1 = arg(0), arg(1)
+    shapes = {x0: (4,), x1: (4,)}
+    relu_grad = lower(x0 * step(x1), shapes, (4,), root_in_place=False)
+    assert relu_grad.may_overwrite(x0) and relu_grad.steps[-1].out == OUT
+    twice = lower(sp.exp(x0) + sp.tanh(x0), shapes, (4,))
+    assert not twice.may_overwrite(x0)
+    assert lower(sp.Piecewise((x0, x0 > 0), (0, True)), shapes, (4,)) is None
+
+
+def test_saved_module_runs_with_numpy_only(tmp_path) -> None:
+    loss, inputs = mlp()
+    prog = gc.compile([loss], inputs, optimizer=gc.Adam(0.01), optimize=2)
+    path = tmp_path / "step.py"
+    prog.save(path)
+    spec = importlib.util.spec_from_file_location("saved_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    for batch in (4, 6):
+        xv, lv = rng.standard_normal((batch, 8)), labels_for(rng, batch, 4)
+        assert np.isfinite(module.main(xv, lv)[0])
+    assert set(module._buffers) and "import graphc" not in path.read_text()
+
+
+def test_report_counts_stages() -> None:
+    loss, inputs = mlp()
+    prog = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2)
+    text = prog.report(batch=32)
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:] if line}
+    assert [s.name for s in prog.stages][-1] == "memory" and "memory" in rows
+    assert int(rows["memory"][3]) < int(rows["source"][3])  # arrays allocated per step
+    assert "KiB" in rows["memory"][-1]
