@@ -1,0 +1,12 @@
+"""Lecture-quality figures of graphc graphs, drawn with Graphviz.
+
+``render`` draws a graph with every edge's forward value and gradient; ``render_steps``
+draws backpropagation one step per frame. ``python -m graphc.render.gallery`` redraws
+docs/gallery from the examples.
+"""
+
+from graphc.render.dot import RenderError
+from graphc.render.draw import render
+from graphc.render.steps import render_steps
+
+__all__ = ["RenderError", "render", "render_steps"]
