@@ -175,9 +175,9 @@ def table(
         for base in present:
             cells.append(f"{float(np.median(times / np.asarray(samples[base]))):.2f}")
         lines.append("| " + " | ".join(cells) + " |")
-    for name, reason in getattr(samples, "skipped", {}).items():
-        lines.append("")
-        lines.append(f"Skipped {name}: {reason}")
+    skipped = getattr(samples, "skipped", {})
+    if skipped:
+        lines += ["", "Skipped:"] + [f"- {name}: {reason}" for name, reason in skipped.items()]
     return "\n".join(lines)
 
 

@@ -320,7 +320,7 @@ def make_jax_jit(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:
     return TrainingStep(step, lambda: [np.array(p, copy=True) for p in state])
 
 
-#: Every implementation by name, in the order tables list them before sorting. To benchmark
+#: Every implementation by name, in the order the command line builds them. To benchmark
 #: another implementation (graphc's generated step, say), add one entry: a factory with the
 #: same signature, returning a `TrainingStep` so that `reference_step_check` checks it too.
 IMPLEMENTATIONS: dict[str, Factory] = {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
+from numpy.typing import DTypeLike
 
 from benchmarks import mlp_baselines as mb
 from benchmarks.harness import BenchmarkUnavailable, compare, table
@@ -18,7 +21,7 @@ def test_implementations_agree_on_one_float64_step() -> None:
 
 
 def test_reference_check_catches_an_update_that_is_slightly_off() -> None:
-    def too_far(batch: int, dtype: object, seed: int = 0) -> mb.TrainingStep:
+    def too_far(batch: int, dtype: DTypeLike, seed: int = 0) -> mb.TrainingStep:
         base = mb.make_textbook(batch, dtype, seed)
 
         def step() -> float:
@@ -40,7 +43,8 @@ def test_hand_tuned_gradient_matches_finite_differences() -> None:
     step = mb.make_hand_tuned(BATCH, np.float64)
     before = [p.copy() for p in step.params]
     step()
-    gradients = [(old - new) / mb.LEARNING_RATE for old, new in zip(before, step.params)]
+    after = step.params
+    gradients = [(old - new) / mb.LEARNING_RATE for old, new in zip(before, after, strict=True)]
 
     def loss_with(param: int, index: tuple[int, ...], delta: float) -> float:
         probe = mb.make_textbook(BATCH, np.float64)
@@ -48,7 +52,7 @@ def test_hand_tuned_gradient_matches_finite_differences() -> None:
         return probe()
 
     eps = 1e-6
-    for param, index in [(0, (3, 5)), (1, (7,)), (2, (10, 20)), (3, (1,)), (4, (0, 9)), (5, (2,))]:
+    for param, index in [(0, (3, 5)), (1, (7,)), (2, (10, 20)), (3, (2,)), (4, (0, 9)), (5, (2,))]:
         numeric = (loss_with(param, index, eps) - loss_with(param, index, -eps)) / (2 * eps)
         assert gradients[param][index] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
@@ -58,33 +62,38 @@ def test_gemm_floor_runs_and_has_no_loss() -> None:
 
 
 def test_compare_alternates_and_table_has_ratio_one_for_hand_tuned() -> None:
+    names = ["hand_tuned", "textbook", "gemm_floor"]
     calls: list[str] = []
 
-    def recorder(name: str, step: mb.TrainingStep) -> mb.TrainingStep:
-        return mb.TrainingStep(lambda: calls.append(name) or step(), lambda: step.params)
+    def recorded(name: str) -> mb.TrainingStep:
+        step = mb.IMPLEMENTATIONS[name](BATCH, np.float32)
+
+        def call() -> float:
+            calls.append(name)
+            return step()
+
+        return mb.TrainingStep(call, lambda: [])
 
     def unavailable() -> mb.TrainingStep:
         raise BenchmarkUnavailable("no such package")
 
-    factories = {
-        name: (lambda name=name: recorder(name, mb.IMPLEMENTATIONS[name](BATCH, np.float32)))
-        for name in ("hand_tuned", "textbook", "gemm_floor")
-    }
+    factories = {name: partial(recorded, name) for name in names}
     factories["missing"] = unavailable
     samples = compare(factories, repeats=3, inner=1, warmup=1)
 
-    assert {name: len(times) for name, times in samples.items()} == dict.fromkeys(
-        ("hand_tuned", "textbook", "gemm_floor"), 3
-    )
-    timed = calls[3:]  # after one warm-up call each
-    assert timed == ["hand_tuned", "textbook", "gemm_floor"] + ["textbook", "gemm_floor",
-                     "hand_tuned"] + ["gemm_floor", "hand_tuned", "textbook"]
+    assert {name: len(times) for name, times in samples.items()} == dict.fromkeys(names, 3)
+    assert samples.skipped == {"missing": "no such package"}
+    rotations = [names[r:] + names[:r] for r in range(3)]
+    assert calls == names + [name for order in rotations for name in order]
 
     markdown = table(samples)
-    rows = {line.split("|")[1].strip(): line for line in markdown.splitlines()[2:] if "|" in line}
-    assert rows.keys() == {"hand_tuned", "textbook", "gemm_floor"}
-    hand_tuned = [cell.strip() for cell in rows["hand_tuned"].split("|")[1:-1]]
-    floor = [cell.strip() for cell in rows["gemm_floor"].split("|")[1:-1]]
-    assert hand_tuned[3] == "1.00"
-    assert floor[4] == "1.00"
+    rows = {
+        cells[0]: cells
+        for line in markdown.splitlines()[2:]
+        if line.startswith("|")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert rows.keys() == set(names)
+    assert rows["hand_tuned"][3] == "1.00"  # columns: name, median, spread, × hand_tuned, ...
+    assert rows["gemm_floor"][4] == "1.00"
     assert "missing" in markdown and "no such package" in markdown
