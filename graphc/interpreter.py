@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from graphc.errors import FeedError
 from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 
@@ -18,7 +19,8 @@ def evaluate(outputs: Sequence[Node], feeds: Mapping[Node, object]) -> list[np.n
     for node in topological_order(outputs):
         if node.op.name == "input":
             if node not in feeds:
-                raise KeyError(f"no value fed for input {node.name!r}")
+                where = f" (declared at {node.location})" if node.location else ""
+                raise FeedError(f"evaluate: no value fed for input {node.name!r}{where}")
             values[node.id] = np.asarray(feeds[node], dtype=node.dtype)
         elif not node.inputs:
             values[node.id] = node.value

@@ -22,7 +22,7 @@ from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
 from graphc.ops import functions
-from graphc.ops.registry import Op, float_dtype, make
+from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 OUT = sp.Symbol("y", real=True)
 
@@ -64,6 +64,7 @@ class Elementwise(Op):
         if not used:
             dtype = "bool_" if node.dtype.kind == "b" else node.dtype.name  # (NumPy 1.26 too)
             return f"np.full({e.shape(node.shape)}, {code}, dtype=np.{dtype})"
+        code = as_node_dtype(code, node, used)
         if broadcast_shapes(*(x.shape for x in used)) != node.shape:
             return f"np.broadcast_to({code}, {e.shape(node.shape)})"
         return code
@@ -86,9 +87,13 @@ class Elementwise(Op):
 
 @lru_cache(maxsize=4096)
 def local_derivative(expr: sp.Basic, i: int) -> sp.Basic:
-    """d expr / d x_i, written with the output ``y`` wherever it contains expr itself
-    (cached: the layers of a deep network repeat the same expressions)."""
-    return sp.diff(expr, arg(i)).subs(expr, OUT)
+    """d expr / d x_i, written with the output ``y`` wherever it contains expr itself.
+
+    DiracDelta (the derivative of a step, zero almost everywhere) is dropped. Cached: the
+    layers of a deep network repeat the same expressions.
+    """
+    d = sp.diff(expr, arg(i)).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
+    return d.subs(expr, OUT)
 
 
 def _is_boolean(expr: sp.Basic) -> bool:

@@ -52,6 +52,11 @@ def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[
 
 def backpropagate(y: Node, seed: Node) -> dict[int, Node]:
     """The adjoint (gradient) node of every node ``y`` depends on, by node id."""
+    with role("backward"):
+        return _backpropagate(y, seed)
+
+
+def _backpropagate(y: Node, seed: Node) -> dict[int, Node]:
     order = topological_order([y])
     users = consumers(order)
     adjoints: dict[int, Node] = {y.id: seed}

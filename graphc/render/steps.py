@@ -14,10 +14,9 @@ import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
 from graphc.ir.node import Node
-from graphc.ops.elementwise import OUT, arg, from_expr
+from graphc.ops.elementwise import OUT, arg, from_expr, local_derivative
 from graphc.ops.registry import role
 from graphc.render import style
 from graphc.render.dot import (
@@ -91,14 +90,8 @@ def local_derivatives(node: Node) -> list[Node | None]:
             if x.dtype.kind != "f":
                 out.append(None)
                 continue
-            out.append(from_expr("local", derivative(expr, i), symbols))
+            out.append(from_expr("local", local_derivative(expr, i), symbols))
     return out
-
-
-def derivative(expr: sp.Basic, i: int) -> sp.Basic:
-    """d expr / d x_i, with DiracDelta (zero almost everywhere) dropped, over the output y."""
-    d = sp.diff(expr, arg(i)).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
-    return d.subs(expr, OUT)
 
 
 def _caption_rows(k: int, n: int, v: Node, notes: Annotations,
@@ -127,7 +120,7 @@ def _local_text(v: Node, i: int, notes: Annotations, local: dict[int, list[Node 
         return f"Jacobian of {op_label(v, names)}"
     d = local[v.id][i]
     value = format_array(notes.extra[d.id], digits)
-    text = derivative_text(derivative(v.attrs["expr"], i), v, names)
+    text = derivative_text(local_derivative(v.attrs["expr"], i), v, names)
     return value if text == value else f"{text} = {value}"
 
 
