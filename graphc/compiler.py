@@ -11,6 +11,7 @@ from graphc.backend.program import Program, StageCode
 from graphc.errors import GraphcError
 from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
+from graphc.ops.leaves import constant
 from graphc.passes.autodiff import grad
 from graphc.passes.graph import Graph
 from graphc.passes.memory import plan_memory
@@ -20,7 +21,8 @@ from graphc.passes.stabilize import stabilize
 
 def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # noqa: A001
             optimizer=None, optimize: int = 2, passes: Sequence[str] | None = None,
-            training: bool | None = None, check_numerics: bool = False) -> Program:
+            training: bool | None = None, check_numerics: bool = False,
+            fold_lr: bool | None = None) -> Program:
     """Compile ``outputs`` into a NumPy program taking ``inputs`` as keyword arguments.
 
     With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss: its
@@ -30,6 +32,9 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     ``training`` (default: whether an optimizer is given) switches on training-only ops such
     as dropout. ``check_numerics`` makes the code check every node's output and raise a
     NumericsError naming the first node that produced NaN or Inf; off, it costs nothing.
+    ``fold_lr`` (default: at optimize=2) seeds backpropagation with an SGD learning rate
+    instead of 1, so every gradient comes out already scaled and each update is one
+    subtraction (``W -= d_W``, where d_W holds lr times the gradient).
     """
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
@@ -46,7 +51,10 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         if not params:
             raise GraphcError("compile: an optimizer was given but the loss depends on no "
                               "parameter")
-        effects = optimizer.updates(params, grad(loss, params))
+        fold = optimize >= 2 and passes is None if fold_lr is None else fold_lr
+        scale = optimizer.seed_scale if fold else 1.0
+        seed = constant(scale, dtype=loss.dtype) if scale != 1.0 else None
+        effects = optimizer.updates(params, grad(loss, params, seed=seed), seed_scale=scale)
     stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), names)
     final = stages[-1].graph
     schedule = _schedule(final)

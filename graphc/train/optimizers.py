@@ -19,11 +19,19 @@ from graphc.ops.state import assign
 class Optimizer:
     """Builds the update nodes of a training step from parameters and their gradients."""
 
-    def updates(self, params: Sequence[Node], grads: Sequence[Node]) -> list[Node]:
-        with role("update"):
-            return [u for p, g in zip(params, grads) for u in self.rule(p, g)]
+    @property
+    def seed_scale(self) -> float:
+        """What backpropagation may be seeded with instead of 1 when the update is linear
+        in the gradient (SGD: the learning rate), so the scaling costs no pass of its own."""
+        return 1.0
 
-    def rule(self, w: Node, g: Node) -> list[Node]:
+    def updates(self, params: Sequence[Node], grads: Sequence[Node],
+                seed_scale: float = 1.0) -> list[Node]:
+        """The update nodes, given gradients that are ``seed_scale`` times the true ones."""
+        with role("update"):
+            return [u for p, g in zip(params, grads) for u in self.rule(p, g, seed_scale)]
+
+    def rule(self, w: Node, g: Node, seed_scale: float = 1.0) -> list[Node]:
         raise NotImplementedError
 
 
@@ -33,8 +41,12 @@ class SGD(Optimizer):
 
     lr: float = 0.01
 
-    def rule(self, w, g):
-        return [assign(w, self.lr * g, "-=")]
+    @property
+    def seed_scale(self) -> float:
+        return self.lr
+
+    def rule(self, w, g, seed_scale=1.0):
+        return [assign(w, (self.lr / seed_scale) * g, "-=")]
 
 
 @dataclass
@@ -44,7 +56,7 @@ class Momentum(Optimizer):
     lr: float = 0.01
     mu: float = 0.9
 
-    def rule(self, w, g):
+    def rule(self, w, g, seed_scale=1.0):
         v0 = state(f"v_{w.name}", w)
         v = assign(v0, self.mu * v0 - self.lr * g)
         return [v, assign(w, v, "+=")]
@@ -58,7 +70,7 @@ class RMSProp(Optimizer):
     rho: float = 0.9
     eps: float = 1e-8
 
-    def rule(self, w, g):
+    def rule(self, w, g, seed_scale=1.0):
         s0 = state(f"s_{w.name}", w)
         s = assign(s0, self.rho * s0 + (1 - self.rho) * ops.square(g))
         return [s, assign(w, self.lr * g / (ops.sqrt(s) + self.eps), "-=")]
@@ -74,7 +86,7 @@ class Adam(Optimizer):
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def updates(self, params, grads):
+    def updates(self, params, grads, seed_scale=1.0):
         with role("update"):
             t0 = state("t", params[0], shape=())
             t = assign(t0, t0 + 1)
