@@ -56,8 +56,11 @@ from graphc.ops.api import (
     transpose,
     where,
 )
+from graphc.ops.conv import avg_pool2d, conv2d, max_pool2d
+from graphc.ops.dropout import dropout
 from graphc.ops.leaves import constant, input, param, scalar, seed
 from graphc.passes.autodiff import grad
+from graphc.render import render, render_steps
 from graphc.train.optimizers import SGD, Adam, Momentum, Optimizer, RMSProp
 
 __version__ = "0.1.0"
@@ -70,5 +73,5 @@ __all__ = [
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",
     "param", "relu", "reshape", "scalar", "seed", "sigmoid", "sigmoid_cross_entropy", "softmax",
     "softmax_cross_entropy", "softplus", "sqrt", "square", "sum", "take", "tanh", "transpose",
-    "where",
+    "where", "render", "render_steps", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
 ]

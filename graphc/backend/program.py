@@ -20,7 +20,7 @@ from graphc.errors import FeedError, NumericsError
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes, format_shape
 from graphc.ops.elementwise import arg
-from graphc.passes.memory import FRESH, MemoryPlan, bytes_of
+from graphc.passes.memory import MemoryPlan, bytes_of
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _allocations(code: StageCode, dims: Mapping[str, int]) -> tuple[int, int | N
     placed = code.plan.placements if code.plan else {}
     arrays: list[tuple[Shape, np.dtype]] = []
     for node in code.schedule:
-        if node.op.name not in FRESH or node.op.inline or not node.inputs:
+        if not node.op.fresh or node.op.inline or not node.inputs:
             continue
         if node.op.name in ("elementwise", "assign"):
             k = 1 if node.op.name == "assign" else 0

@@ -35,6 +35,7 @@ def arg(i: int) -> sp.Symbol:
 
 class Elementwise(Op):
     name = "elementwise"
+    fresh = True
 
     def label(self, node: Node) -> str:
         return node.attrs["label"]

@@ -17,6 +17,7 @@ def _kd(axis):
 
 class Softmax(Op):
     name = "softmax"
+    fresh = True
 
     def infer(self, inputs, attrs):
         return inputs[0].shape, float_dtype(inputs[0])
@@ -43,6 +44,7 @@ class Softmax(Op):
 
 class LogSoftmax(Op):
     name = "log_softmax"
+    fresh = True
 
     def infer(self, inputs, attrs):
         return inputs[0].shape, float_dtype(inputs[0])
@@ -68,6 +70,7 @@ class LogSoftmax(Op):
 
 class LogSumExp(Op):
     name = "logsumexp"
+    fresh = True
 
     def infer(self, inputs, attrs):
         (x,) = inputs
@@ -116,6 +119,7 @@ class TakeLabels(Op):
     """``x[rows, labels]``: each row's entry at its label (the score of the true class)."""
 
     name = "take"
+    fresh = True
 
     def infer(self, inputs, attrs):
         x, labels = inputs
@@ -137,6 +141,7 @@ class ScatterLabels(Op):
     """Zeros shaped like x with g at each row's label: the gradient of ``take``."""
 
     name = "scatter"
+    fresh = True
 
     def infer(self, inputs, attrs):
         g, like, labels = inputs
@@ -159,6 +164,7 @@ class ScatterLabels(Op):
 
 class OneHot(Op):
     name = "one_hot"
+    fresh = True
     differentiable = False
 
     def infer(self, inputs, attrs):
@@ -179,6 +185,7 @@ class SoftmaxCrossEntropy(Op):
     with the fused gradient (softmax(logits) - onehot(labels)) / B."""
 
     name = "softmax_cross_entropy"
+    fresh = True
 
     def label(self, node):
         return "softmax CE"

@@ -7,7 +7,7 @@ import sympy as sp
 
 from graphc.errors import ShapeError
 from graphc.ir.shapes import normalize_axis
-from graphc.ops.registry import Op, float_dtype, make
+from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 
 class Reduce(Op):
@@ -36,9 +36,11 @@ class Reduce(Op):
     def emit(self, node, args, e):
         axes, keep = node.attrs["axes"], node.attrs["keepdims"]
         if len(axes) == node.inputs[0].ndim and not keep:
-            return f"{args[0]}.{self.method}()"
-        axis = axes[0] if len(axes) == 1 else axes
-        return f"{args[0]}.{self.method}(axis={axis}{', keepdims=True' if keep else ''})"
+            code = f"{args[0]}.{self.method}()"
+        else:
+            axis = axes[0] if len(axes) == 1 else axes
+            code = f"{args[0]}.{self.method}(axis={axis}{', keepdims=True' if keep else ''})"
+        return as_node_dtype(code, node, node.inputs)
 
     def expand_grad(self, node, g):
         """g broadcast back to the input's shape."""
@@ -50,6 +52,7 @@ class Reduce(Op):
 
 class Sum(Reduce):
     name = "sum"
+    fresh = True
     method = "sum"
 
     def vjp(self, node, g):
@@ -58,6 +61,7 @@ class Sum(Reduce):
 
 class Mean(Reduce):
     name = "mean"
+    fresh = True
     method = "mean"
 
     def vjp(self, node, g):
@@ -73,6 +77,7 @@ class Max(Reduce):
     """The largest entry; its gradient goes to the entries equal to it, shared among ties."""
 
     name = "max"
+    fresh = True
     method = "max"
 
     def vjp(self, node, g):
@@ -93,6 +98,7 @@ class Max(Reduce):
 
 class ArgMax(Reduce):
     name = "argmax"
+    fresh = True
     method = "argmax"
     differentiable = False
 

@@ -35,6 +35,9 @@ class Op:
     #: True for ops whose code is a cheap view or a number (``W.T``, ``x.shape[0]``): the
     #: printer writes the expression where it is used instead of a statement of its own.
     inline: ClassVar[bool] = False
+    #: True for ops whose code always returns a new array, never a view of an input: the
+    #: memory planner may then reuse an input's buffer as soon as this op has read it.
+    fresh: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -70,7 +73,8 @@ def make(op_name: str, inputs: tuple[Node, ...] | list[Node], **attrs: Any) -> N
         shape, dtype = op.infer(inputs, attrs)
     except ShapeError as err:
         where = f"\n  at {location}" if location else ""
-        raise ShapeError(f"{op_name}: {err}{where}") from None
+        what = f"elementwise {attrs['label']!r}" if "label" in attrs else op_name
+        raise ShapeError(f"{what}: {err}{where}") from None
     return Node(op, inputs, attrs, shape, dtype, location=location, role=_role[-1])
 
 
@@ -88,3 +92,13 @@ def float_dtype(*nodes: Node) -> np.dtype:
     """The floating dtype of an op over these operands (integers promote to float64)."""
     dtype = np.result_type(*(n.dtype for n in nodes)) if nodes else np.dtype("float64")
     return dtype if dtype.kind == "f" else np.dtype("float64")
+
+
+def as_node_dtype(code: str, node: Node, operands) -> str:
+    """``code`` converted to the node's float dtype where all operands are integers or
+    booleans: NumPy would compute ``labels + labels`` or ``counts.sum()`` in integers, while
+    the node (and the reference interpreter) promotes them to float64."""
+    if node.dtype.kind == "f" and not any(x.dtype.kind == "f" for x in operands):
+        return f"({code}).astype(np.{node.dtype.name})"
+    return code
+

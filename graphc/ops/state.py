@@ -23,6 +23,7 @@ class Assign(Op):
     """
 
     name = "assign"
+    fresh = True
     differentiable = False
 
     def label(self, node):

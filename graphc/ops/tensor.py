@@ -6,13 +6,14 @@ import numpy as np
 
 from graphc.errors import ShapeError
 from graphc.ir.shapes import Dim, broadcast_shapes, format_shape
-from graphc.ops.registry import Op, float_dtype, make
+from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 
 class MatMul(Op):
     """``a @ b`` on operands of two or more dimensions, batch dimensions broadcast."""
 
     name = "matmul"
+    fresh = True
 
     def label(self, node):
         return "@"
@@ -33,10 +34,10 @@ class MatMul(Op):
         return batch + (a.shape[-2], b.shape[-1]), float_dtype(a, b)
 
     def evaluate(self, node, args):
-        return np.matmul(*args)
+        return np.matmul(*args).astype(node.dtype)
 
     def emit(self, node, args, e):
-        return f"{args[0]} @ {args[1]}"
+        return as_node_dtype(f"{args[0]} @ {args[1]}", node, node.inputs)
 
     def vjp(self, node, g):
         from graphc.ops.elementwise import sum_to
@@ -146,7 +147,11 @@ def _infer_reshape(src: tuple[Dim, ...], shape, known) -> tuple[Dim, ...]:
             raise ShapeError(f"cannot reshape {format_shape(src)} to {shape}: "
                              f"dimension {n!r} is not in the input")
         rest.remove(n)
-    if rest or dst_size == 0 or src_size % dst_size:
+    if rest:
+        raise ShapeError(f"cannot reshape {format_shape(src)} to {shape}: the named "
+                         f"dimension(s) {rest} must appear in the new shape (-1 cannot stand "
+                         "for a named dimension)")
+    if dst_size == 0 or src_size % dst_size:
         raise ShapeError(f"cannot reshape {format_shape(src)} to {shape}: the -1 dimension "
                          "is not a whole number")
     return tuple(src_size // dst_size if d == -1 else d for d in shape)
@@ -154,6 +159,7 @@ def _infer_reshape(src: tuple[Dim, ...], shape, known) -> tuple[Dim, ...]:
 
 class Concatenate(Op):
     name = "concatenate"
+    fresh = True
 
     def infer(self, inputs, attrs):
         axis = attrs["axis"]
@@ -171,10 +177,11 @@ class Concatenate(Op):
         return first[:axis] + (total,) + first[axis + 1:], float_dtype(*inputs)
 
     def evaluate(self, node, args):
-        return np.concatenate(args, axis=node.attrs["axis"])
+        return np.concatenate(args, axis=node.attrs["axis"]).astype(node.dtype)
 
     def emit(self, node, args, e):
-        return f"np.concatenate([{', '.join(args)}], axis={node.attrs['axis']})"
+        code = f"np.concatenate([{', '.join(args)}], axis={node.attrs['axis']})"
+        return as_node_dtype(code, node, node.inputs)
 
     def vjp(self, node, g):
         axis = node.attrs["axis"]
@@ -217,6 +224,7 @@ class PadSlice(Op):
     """Zeros shaped like ``like`` with ``g`` written into one slice: the gradient of a slice."""
 
     name = "pad_slice"
+    fresh = True
 
     def infer(self, inputs, attrs):
         g, like = inputs
@@ -292,6 +300,7 @@ class Zeros(Op):
     """Zeros shaped like its input: the gradient of a node the output does not depend on."""
 
     name = "zeros_like"
+    fresh = True
     differentiable = False
 
     def infer(self, inputs, attrs):
@@ -308,6 +317,7 @@ class Size(Op):
     """The number of elements along some axes of x, at run time (for means over a batch)."""
 
     name = "size"
+    fresh = True
     differentiable = False
     inline = True
 

@@ -32,15 +32,6 @@ from graphc.ir.shapes import Shape
 from graphc.ops.elementwise import arg
 from graphc.passes.graph import Graph
 
-#: Ops whose result is always a fresh array, never a view of an input: a reader of these does
-#: not extend its inputs' lives. Any other op (reshape, transpose, expand, an op added later)
-#: is assumed to return a view.
-FRESH = frozenset({
-    "elementwise", "matmul", "sum", "mean", "max", "argmax", "softmax", "log_softmax",
-    "logsumexp", "take", "scatter", "one_hot", "softmax_cross_entropy", "zeros_like",
-    "pad_slice", "concatenate", "size", "assign",
-})
-
 
 def memory(graph: Graph) -> Graph:
     """The pipeline stage after which the backend plans buffers (see ``plan_memory``)."""
@@ -108,7 +99,7 @@ def live_until(schedule: Sequence[Node], outputs: Sequence[Node]) -> dict[int, i
         last[o.id] = end
     for i in reversed(range(end)):
         node = schedule[i]
-        reach = max(i, last[node.id]) if node.op.name not in FRESH else i
+        reach = max(i, last[node.id]) if not node.op.fresh else i
         for x in node.inputs:
             last[x.id] = max(last[x.id], reach)
     return last
