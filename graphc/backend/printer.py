@@ -143,8 +143,12 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
         counts[node.role] += 1
         lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
         comment = safe_comment(f"{format_shape(node.shape)}  {node.label}")
-        body.extend(lines[:-1])
-        body.append(_with_comment(lines[-1], comment))
+        if lines[-1][:1].isspace():  # the op ends in a block: say what it makes before it
+            body.append(f"# {names[node.id]}: {comment}")
+            body.extend(lines)
+        else:
+            body.extend(lines[:-1])
+            body.append(_with_comment(lines[-1], comment))
         if options.check_numerics and node.dtype.kind == "f":
             checks.append(_describe(node, names[node.id]))
             body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
