@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from graphc.ir.node import Node
+from graphc.ops import functions as F
 from graphc.ops.registry import make
 from graphc.passes.graph import Graph, clone, replacing, rewrite
 
@@ -22,13 +23,19 @@ from graphc.passes.graph import Graph, clone, replacing, rewrite
 MAX_OPS = 40
 
 
+#: Functions SymPy's simplify handles quickly; trigonometric and hyperbolic ones can take
+#: seconds, so expressions holding them are left as they are.
+CHEAP_FUNCTIONS = (sp.exp, sp.log, F.sigmoid, F.relu, F.softplus, F.step)
+
+
 @lru_cache(maxsize=4096)
 def _simplest(expr: sp.Basic) -> sp.Basic:
     """SymPy's simplification of ``expr`` where it is smaller, else ``expr`` itself.
 
     Cached: the layers of a deep network repeat the same expressions over their own inputs.
     """
-    if sp.count_ops(expr) > MAX_OPS or expr.has(sp.Piecewise):
+    if sp.count_ops(expr) > MAX_OPS or expr.has(sp.Piecewise) or any(
+            not isinstance(f, CHEAP_FUNCTIONS) for f in expr.atoms(sp.Function)):
         return expr
     simpler = sp.simplify(expr)
     return simpler if sp.count_ops(simpler) < sp.count_ops(expr) else expr
