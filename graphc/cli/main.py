@@ -17,11 +17,15 @@ def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | N
     from graphc.compiler import compile
     from graphc.ir.graph import topological_order
     from graphc.passes.autodiff import grad
+    from graphc.passes.graph import Graph
+    from graphc.passes.stabilize import stabilize
 
     if example.trainable:
         return compile(example.outputs, example.input_nodes, optimizer=example.optimizer,
                        optimize=optimize, passes=passes)
     outputs = list(example.outputs)
+    if optimize and passes is None:
+        outputs = list(stabilize(Graph(tuple(outputs))).outputs)  # derive from the stable form
     if outputs[0].shape == ():
         wrt = [n for n in topological_order(outputs[:1]) if n.op.name in ("input", "param")]
         outputs += grad(outputs[0], wrt)
@@ -29,6 +33,8 @@ def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | N
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train an example with checkpoints (``--resume`` continues a killed run exactly),
+    printing each epoch's losses and the final test accuracy."""
     from graphc.train.trainer import Trainer
 
     example = load_example(args.example)
@@ -39,15 +45,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(example.outputs[0], example.input_nodes, example.optimizer,
                       scores=example.scores)
     epochs = args.epochs or example.epochs
+    name = os.path.splitext(os.path.basename(args.example))[0]
+    directory = args.checkpoint_dir or os.path.join("checkpoints", name)
     print(f"training {os.path.basename(args.example)} on {data.name}: {len(train)} train, "
-          f"{len(val)} validation, {len(test)} test examples, {epochs} epochs")
-    trainer.fit(train, val, epochs=epochs, batch_size=example.batch_size, seed=example.seed)
+          f"{len(val)} validation, {len(test)} test examples, {epochs} epochs; "
+          f"checkpoints in {directory}")
+    trainer.fit(train, val, epochs=epochs, batch_size=example.batch_size,
+                seed=example.seed if args.seed is None else args.seed,
+                checkpoint_dir=directory, checkpoint_every=args.checkpoint_every,
+                keep=args.keep, resume=args.resume)
     loss, acc = trainer.evaluate(test)
     print(f"test loss {loss:.4f}" + (f"  test accuracy {acc:.4f}" if acc is not None else ""))
     if args.save:
         trainer.save(args.save)
         print(f"parameters written to {args.save}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -91,8 +110,20 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an example and report test accuracy")
     t.add_argument("example")
-    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs in all, counting those a resumed run had done")
     t.add_argument("--save", help="write the trained parameters to this .npz file")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the newest valid checkpoint (without it, a run starts "
+                   "afresh and deletes the checkpoints of an earlier one)")
+    t.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where checkpoints go (default: checkpoints/<example name>/)")
+    t.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="also checkpoint every N steps (default: at each epoch's end only)")
+    t.add_argument("--keep", type=_positive_int, default=3, metavar="K",
+                   help="keep the newest K checkpoints (default 3)")
+    t.add_argument("--seed", type=int, metavar="S",
+                   help="seed of the minibatch order (default: the example's seed)")
     t.set_defaults(run=cmd_train)
     e = sub.add_parser("emit", help="write the NumPy code graphc generates for an example")
     e.add_argument("example")

@@ -1,30 +1,81 @@
-"""The trainer: shuffled minibatches over epochs, validation, progress, parameters saved and
-loaded atomically."""
+"""The trainer: shuffled minibatches over epochs, validation, early stopping, progress, and
+checkpoints from which a killed run resumes exactly where it stopped.
+
+Exactly means bit for bit: a checkpoint holds every array the training step owns (parameters
+and optimizer state), the data-order generator's state from before the current epoch's
+permutation was drawn, and how many minibatches of that epoch are done. Resuming restores the
+arrays and the generator, draws the same permutation again and skips the finished minibatches,
+so the run goes on with the same arithmetic on the same data as if it had never stopped.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from graphc.backend.program import atomic_write
 from graphc.compiler import compile
+from graphc.data.dataset import Dataset
 from graphc.errors import CheckpointError
 from graphc.ir.node import Node
 from graphc.losses import accuracy
+from graphc.train import checkpoint
+from graphc.train.checkpoint import CheckpointWarning
+from graphc.train.optimizers import Optimizer
 
 
 @dataclass
 class EpochResult:
+    """One epoch: its number (from 1), mean training loss, validation loss and accuracy
+    (None without validation data or ``scores``) and the seconds it took."""
+
     epoch: int
     loss: float
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: what a checkpoint's metadata holds besides the arrays, all that the
+    resumed run needs to go on exactly as the uninterrupted one."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # minibatches of the current epoch completed
+    global_step: int = 0
+    rng_state: dict[str, Any] | None = None  # data-order generator before this epoch's draw
+    epoch_losses: list[float] = field(default_factory=list)
+    history: list[EpochResult] = field(default_factory=list)
+    best_val_loss: float | None = None
+    best_epoch: int | None = None
+    epochs_since_best: int = 0
+    stopped: bool = False  # by early stopping: a resumed run does not train on
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> _Progress:
+        values = {f.name: meta[f.name] for f in fields(cls)}
+        values["history"] = [EpochResult(**r) for r in values["history"]]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class _Checkpoints:
+    """Where and how often a run checkpoints, and the data layout its checkpoints assume."""
+
+    directory: str
+    every: int | None
+    keep: int
+    batch_size: int
+    train_size: int
 
 
 class Trainer:
@@ -35,19 +86,22 @@ class Trainer:
     The training step (forward, backward and update) is one generated function.
     """
 
-    def __init__(self, loss: Node, inputs: Sequence[Node], optimizer, scores: Node | None = None,
-                 optimize: int = 2) -> None:
+    def __init__(self, loss: Node, inputs: Sequence[Node], optimizer: Optimizer,
+                 scores: Node | None = None, optimize: int = 2) -> None:
         self.loss = loss
         self.inputs = list(inputs)
         self.step = compile([loss], self.inputs, optimizer=optimizer, optimize=optimize)
         metrics = [loss] + ([accuracy(scores, self.inputs[1])] if scores is not None else [])
         self.evaluator = compile(metrics, self.inputs, optimize=optimize)
+        #: Every array the training step owns (parameters, optimizer state), by generated name.
+        self.owned = {self.step.names[n.id]: n for n in self.step.signature.owned}
         self.params = [n for n in self.step.signature.owned if n.op.name == "param"]
+        self._best: dict[str, np.ndarray] = {}
 
     def _feeds(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         return {self.inputs[0].name: x, self.inputs[1].name: y}
 
-    def evaluate(self, data, batch_size: int = 512) -> tuple[float, float | None]:
+    def evaluate(self, data: Dataset, batch_size: int = 512) -> tuple[float, float | None]:
         """Mean loss and accuracy over a dataset (accuracy None without ``scores``)."""
         totals, n = np.zeros(2), 0
         for xb, yb in data.batches(batch_size, shuffle=False):
@@ -57,42 +111,172 @@ class Trainer:
         has_acc = len(self.evaluator.outputs) > 1
         return float(totals[0] / n), (float(totals[1] / n) if has_acc else None)
 
-    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 32, seed: int = 0,
-            progress: bool = True) -> list[EpochResult]:
-        """Run ``epochs`` passes of shuffled minibatches; report each epoch."""
+    def fit(self, train: Dataset, val: Dataset | None = None, epochs: int = 10,
+            batch_size: int = 32, seed: int = 0, progress: bool = True, *,
+            checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+            keep: int = 3, resume: bool = False,
+            patience: int | None = None) -> list[EpochResult]:
+        """Train for ``epochs`` passes of minibatches shuffled by a generator seeded with
+        ``seed``; print each epoch's losses when ``progress``. Returns every epoch's result,
+        including those a resumed run had done before it stopped.
+
+        With ``checkpoint_dir``, a checkpoint is written there at the end of every epoch and,
+        with ``checkpoint_every=N``, after every N-th step; the newest ``keep`` are kept. A
+        fresh run (``resume=False``) first deletes the checkpoints of an earlier run there,
+        with a warning. ``resume=True`` continues from the newest checkpoint that verifies,
+        skipping corrupt ones with a warning (or starts afresh if there is none), and trains
+        on until ``epochs`` epochs are done in all.
+
+        ``patience=P`` (which needs ``val``) stops once the validation loss has not improved
+        for P epochs, and at the end puts back the parameters of the epoch where it was best.
+        """
+        plan = _plan(train, val, batch_size, checkpoint_dir, checkpoint_every, keep, resume,
+                     patience)
         rng = np.random.default_rng(seed)
-        history = []
-        for epoch in range(1, epochs + 1):
-            start, losses = time.perf_counter(), []
-            n_batches = -(-len(train) // batch_size)
-            for i, (xb, yb) in enumerate(train.batches(batch_size, rng)):
-                losses.append(float(self.step(**self._feeds(xb, yb))[0]))
+        run = self._start(rng, plan, resume, progress)
+        n_batches = -(-len(train) // batch_size)
+        while run.epoch < epochs and not run.stopped:
+            run.rng_state = rng.bit_generator.state
+            start = time.perf_counter()
+            for xb, yb in itertools.islice(train.batches(batch_size, rng), run.batch, None):
+                run.epoch_losses.append(float(self.step(**self._feeds(xb, yb))[0]))
+                run.batch += 1
+                run.global_step += 1
                 if progress and sys.stderr.isatty():
-                    _bar(epoch, epochs, i + 1, n_batches, losses[-1])
-            val_loss, val_acc = self.evaluate(val) if val is not None else (None, None)
-            result = EpochResult(epoch, float(np.mean(losses)), val_loss, val_acc,
-                                 time.perf_counter() - start)
-            history.append(result)
+                    _bar(run.epoch + 1, epochs, run.batch, n_batches, run.epoch_losses[-1])
+                if (plan is not None and plan.every and run.global_step % plan.every == 0
+                        and run.batch < n_batches):
+                    self._checkpoint(plan, run)
+            result = self._end_epoch(run, val, patience, time.perf_counter() - start)
+            run.rng_state = rng.bit_generator.state
             if progress:
                 _report(result, epochs)
-        return history
+            if plan is not None:
+                self._checkpoint(plan, run)
+        if patience is not None and self._best:
+            self._restore_best(run, progress)
+        return list(run.history)
+
+    def _start(self, rng: np.random.Generator, plan: _Checkpoints | None, resume: bool,
+               progress: bool) -> _Progress:
+        """A fresh run, or the run of the newest valid checkpoint with the generator set back."""
+        self._best = {}
+        if plan is None:
+            return _Progress()
+        if not resume:
+            old = checkpoint.listing(plan.directory)
+            if old:
+                warnings.warn(f"starting afresh: deleting {len(old)} checkpoint(s) of an earlier "
+                              f"run in {plan.directory} (resuming would continue it)",
+                              CheckpointWarning, stacklevel=3)
+                checkpoint.prune(plan.directory, 0)
+            return _Progress()
+        ckpt = checkpoint.latest(plan.directory)
+        if ckpt is None:
+            if progress:
+                print(f"no checkpoint in {plan.directory}; starting from the beginning")
+            return _Progress()
+        run = self._restore(ckpt, plan)
+        rng.bit_generator.state = run.rng_state
+        if progress:
+            print(f"resuming from {ckpt.path} (step {run.global_step}): epoch {run.epoch + 1}, "
+                  f"minibatch {run.batch + 1}", flush=True)
+        return run
+
+    def _restore(self, ckpt: checkpoint.Checkpoint, plan: _Checkpoints) -> _Progress:
+        """Check that the checkpoint fits this model and data, then load it into the arrays."""
+        for key, here in (("batch_size", plan.batch_size), ("train_size", plan.train_size)):
+            if ckpt.meta.get(key) != here:
+                raise CheckpointError(f"{ckpt.path}: saved with {key} {ckpt.meta.get(key)}, "
+                                      f"this run has {here}: resuming would not replay the "
+                                      "same minibatches")
+        for name, node in self.owned.items():
+            saved = ckpt.arrays.get(name)
+            if saved is None:
+                raise CheckpointError(f"{ckpt.path}: no array {name!r}; is it a checkpoint of "
+                                      "another model?")
+            if saved.shape != node.value.shape or saved.dtype != node.value.dtype:
+                raise CheckpointError(f"{ckpt.path}: {name} is {saved.dtype} {saved.shape}, "
+                                      f"the model's is {node.value.dtype} {node.value.shape}")
+        for name, node in self.owned.items():
+            node.value[...] = ckpt.arrays[name]
+        self._best = {name: ckpt.arrays[f"best:{name}"] for name in self._param_names()
+                      if f"best:{name}" in ckpt.arrays}
+        return _Progress.from_meta(ckpt.meta)
+
+    def _checkpoint(self, plan: _Checkpoints, run: _Progress) -> None:
+        arrays = {name: node.value for name, node in self.owned.items()}
+        arrays.update({f"best:{name}": value for name, value in self._best.items()})
+        meta = {**asdict(run), "batch_size": plan.batch_size, "train_size": plan.train_size}
+        os.makedirs(plan.directory, exist_ok=True)
+        path = os.path.join(plan.directory, checkpoint.file_name(run.global_step))
+        checkpoint.write(path, arrays, meta)
+        checkpoint.prune(plan.directory, plan.keep)
+
+    def _end_epoch(self, run: _Progress, val: Dataset | None, patience: int | None,
+                   seconds: float) -> EpochResult:
+        """Validate, record the epoch, and track the best validation loss for early stopping."""
+        val_loss, val_acc = self.evaluate(val) if val is not None else (None, None)
+        result = EpochResult(run.epoch + 1, float(np.mean(run.epoch_losses)), val_loss,
+                             val_acc, seconds)
+        run.history.append(result)
+        run.epoch, run.batch, run.epoch_losses = run.epoch + 1, 0, []
+        if val_loss is None:
+            return result
+        if not np.isnan(val_loss) and (run.best_val_loss is None or val_loss < run.best_val_loss):
+            run.best_val_loss, run.best_epoch, run.epochs_since_best = val_loss, run.epoch, 0
+            self._best = {self.step.names[p.id]: p.value.copy() for p in self.params}
+        else:
+            run.epochs_since_best += 1
+            run.stopped = patience is not None and run.epochs_since_best >= patience
+        return result
+
+    def _restore_best(self, run: _Progress, progress: bool) -> None:
+        for p in self.params:
+            p.value[...] = self._best[self.step.names[p.id]]
+        if progress:
+            stopped = "stopped early; " if run.stopped else ""
+            print(f"{stopped}restored the parameters of epoch {run.best_epoch} "
+                  f"(val_loss {run.best_val_loss:.4f})", flush=True)
+
+    def _param_names(self) -> list[str]:
+        return [self.step.names[p.id] for p in self.params]
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters to an .npz file atomically (a crash leaves the old file)."""
-        arrays = {p.name: p.value for p in self.params}
+        """Write the parameters, by generated name, to an .npz file atomically (a crash
+        leaves the old file)."""
+        arrays = {self.step.names[p.id]: p.value for p in self.params}
         atomic_write(os.fspath(path), lambda f: np.savez(f, **arrays))
 
     def load(self, path: str | os.PathLike) -> None:
         """Read parameters saved by ``save`` into the live arrays, checking names and shapes."""
         with np.load(os.fspath(path)) as saved:
-            for p in self.params:
-                if p.name not in saved.files:
-                    raise CheckpointError(f"{path}: no array for parameter {p.name!r}")
-                if saved[p.name].shape != p.value.shape:
-                    raise CheckpointError(f"{path}: {p.name} has shape {saved[p.name].shape}, "
+            for name, p in zip(self._param_names(), self.params):
+                if name not in saved.files:
+                    raise CheckpointError(f"{path}: no array for parameter {name!r}")
+                if saved[name].shape != p.value.shape:
+                    raise CheckpointError(f"{path}: {name} has shape {saved[name].shape}, "
                                           f"the model's is {p.value.shape}")
-            for p in self.params:
-                p.value[...] = saved[p.name]
+            for name, p in zip(self._param_names(), self.params):
+                p.value[...] = saved[name]
+
+
+def _plan(train: Dataset, val: Dataset | None, batch_size: int, directory: str | os.PathLike | None,
+          every: int | None, keep: int, resume: bool,
+          patience: int | None) -> _Checkpoints | None:
+    """Check fit's arguments; the checkpoint plan, or None without a checkpoint directory."""
+    for name, value in (("checkpoint_every", every), ("patience", patience)):
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"fit: {name} must be a positive number or None, got {value!r}")
+    if keep < 1:
+        raise ValueError(f"fit: keep must be at least 1, got {keep!r}")
+    if patience is not None and val is None:
+        raise ValueError("fit: early stopping (patience) needs validation data (val)")
+    if directory is None:
+        if resume or every is not None:
+            raise ValueError("fit: resume and checkpoint_every need a checkpoint_dir")
+        return None
+    return _Checkpoints(os.fspath(directory), every, keep, batch_size, len(train))
 
 
 def _bar(epoch: int, epochs: int, i: int, n: int, loss: float) -> None:

@@ -1,0 +1,135 @@
+"""Training checkpoints: one .npz file per checkpoint, written atomically, checked on reading.
+
+A checkpoint holds named arrays (a training step's parameters and optimizer state, under their
+generated names) plus two entries of its own: ``graphc:meta``, the JSON metadata (epoch, step,
+data-order generator state...) as UTF-8 bytes, and ``graphc:sha256``, the SHA-256 digest of
+every other entry's name, dtype, shape and bytes. Their names hold a colon, which no generated
+name can, so they never collide with an array.
+
+A file that cannot be read as a zip of arrays, lacks an entry, or fails its checksum raises
+CheckpointError; ``latest`` skips such files with a warning and falls back to older ones, so a
+run killed while writing (or a disk that flipped a bit) costs at most one checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphc.backend.program import atomic_write
+from graphc.errors import CheckpointError
+
+#: Version of the layout below; a reader refuses other versions.
+FORMAT = 1
+META_KEY = "graphc:meta"
+CHECKSUM_KEY = "graphc:sha256"
+_NAME = re.compile(r"ckpt-(\d+)\.npz")
+#: What reading a damaged .npz can raise, depending on where the damage is.
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped (corrupt or truncated) or an earlier run's were replaced."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint as read back: its file, its arrays by name, and its metadata."""
+
+    path: str
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def file_name(global_step: int) -> str:
+    """The file name of the checkpoint taken after ``global_step`` training steps."""
+    return f"ckpt-{global_step:08d}.npz"
+
+
+def digest(entries: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 (hex) over the entries in name order: each one's name, dtype, shape and bytes,
+    length-prefixed so that no two different contents hash the same stream."""
+    h = hashlib.sha256()
+    for key in sorted(entries):
+        array = np.ascontiguousarray(entries[key])
+        header = json.dumps([key, array.dtype.str, list(array.shape)]).encode()
+        data = array.tobytes()
+        for chunk in (header, data):
+            h.update(len(chunk).to_bytes(8, "little"))
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+          meta: Mapping[str, Any]) -> None:
+    """Write a checkpoint atomically (temporary file, fsync, rename): never half a file."""
+    if META_KEY in arrays or CHECKSUM_KEY in arrays:
+        raise ValueError(f"array names {META_KEY!r} and {CHECKSUM_KEY!r} are reserved")
+    text = json.dumps({"format": FORMAT, **meta}, sort_keys=True)
+    entries = {**arrays, META_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}
+    entries[CHECKSUM_KEY] = np.frombuffer(digest(entries).encode("ascii"), dtype=np.uint8)
+    atomic_write(os.fspath(path), lambda f: np.savez(f, **entries))
+
+
+def read(path: str | os.PathLike) -> Checkpoint:
+    """Read and verify a checkpoint; CheckpointError says what is wrong with a bad file."""
+    path = os.fspath(path)
+    try:
+        # our own handle: np.load leaks the one it opens when the zip does not parse
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            entries = {key: npz[key] for key in npz.files}
+    except _UNREADABLE as err:
+        raise CheckpointError(f"{path}: unreadable, truncated or not a checkpoint "
+                              f"({type(err).__name__}: {err})") from err
+    stored = entries.pop(CHECKSUM_KEY, None)
+    if stored is None or META_KEY not in entries:
+        raise CheckpointError(f"{path}: not a graphc checkpoint (no checksum or metadata)")
+    if stored.dtype != np.uint8 or stored.tobytes() != digest(entries).encode("ascii"):
+        raise CheckpointError(f"{path}: checksum mismatch, the file is corrupt")
+    meta = json.loads(entries.pop(META_KEY).tobytes().decode())
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this "
+                              f"version of graphc reads format {FORMAT}")
+    return Checkpoint(path, entries, meta)
+
+
+def listing(directory: str | os.PathLike) -> list[str]:
+    """The checkpoint files in ``directory``, oldest (fewest steps) first; temporary files of
+    an interrupted write and other files are not listed."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(directory)
+             if (m := _NAME.fullmatch(name))]
+    return [os.path.join(directory, name) for _, name in sorted(found)]
+
+
+def latest(directory: str | os.PathLike) -> Checkpoint | None:
+    """The newest checkpoint in ``directory`` that reads and verifies, or None.
+
+    Each newer file that fails is skipped with a CheckpointWarning naming it and the reason.
+    """
+    for path in reversed(listing(directory)):
+        try:
+            return read(path)
+        except CheckpointError as err:
+            warnings.warn(f"skipping checkpoint {err}; falling back to the previous one",
+                          CheckpointWarning, stacklevel=2)
+    return None
+
+
+def prune(directory: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
+    paths = listing(directory)
+    for path in paths[: max(len(paths) - keep, 0)]:
+        os.unlink(path)
