@@ -12,6 +12,7 @@ from graphc.errors import GraphcError
 from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.ops.leaves import constant
+from graphc.ops.registry import make
 from graphc.passes.autodiff import grad
 from graphc.passes.graph import Graph
 from graphc.passes.memory import plan_memory
@@ -55,12 +56,15 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         scale = optimizer.seed_scale if fold else 1.0
         seed = constant(scale, dtype=loss.dtype) if scale != 1.0 else None
         effects = optimizer.updates(params, grad(loss, params, seed=seed), seed_scale=scale)
+        # an output that is a parameter is its value before the step's update, not after
+        outputs = [make("copy", (o,)) if o.op.name in ("param", "state") else o
+                   for o in outputs]
     stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), names)
     final = stages[-1].graph
     schedule = _schedule(final)
     owned = [n for n in schedule if n.op.name in ("param", "state")
              or (n.op.name == "constant" and n.shape != ())]
-    signature = Signature(inputs, owned)
+    signature = Signature(inputs, owned, _class_counts(schedule))
     header = header_for(outputs, optimize if passes is None else -1)
     options = CodeOptions(training=optimizer is not None if training is None else training,
                           check_numerics=check_numerics)
@@ -92,6 +96,18 @@ def name_after_variables(outputs: Sequence[Node]) -> None:
     for node in order:
         if node.name is None:
             node.name = display_name(node, users.get(node.id, []))
+
+
+def _class_counts(schedule: Sequence[Node]) -> dict[int, int]:
+    """The number of classes of each input fed as labels (the fewest, where several ops
+    index with the same labels), so the program can check labels before indexing."""
+    counts: dict[int, int] = {}
+    for node in schedule:
+        found = node.op.class_labels(node)
+        if found is not None and found[0].op.name == "input":
+            labels, n = found
+            counts[labels.id] = min(n, counts.get(labels.id, n))
+    return counts
 
 
 def _check_inputs(outputs: list[Node], inputs: list[Node]) -> None:

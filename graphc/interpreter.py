@@ -26,4 +26,5 @@ def evaluate(outputs: Sequence[Node], feeds: Mapping[Node, object]) -> list[np.n
             values[node.id] = node.value
         else:
             values[node.id] = node.op.evaluate(node, [values[x.id] for x in node.inputs])
-    return [values[o.id] for o in outputs]
+    # a leaf's value is the live array a training step updates: return a snapshot of it
+    return [np.array(values[o.id], copy=True) if not o.inputs else values[o.id] for o in outputs]

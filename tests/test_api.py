@@ -188,10 +188,6 @@ def test_training_reduces_the_loss_and_gradients_read_the_old_parameters():
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.xfail(strict=True, reason="an output that is (or simplifies to) a parameter, such "
-                   "as W or W * 1.0, is returned as the live parameter array after the step's "
-                   "in-place update, while tanh(W) is computed before it and gc.evaluate gives "
-                   "the value before the update; later calls then change the returned array")
 def test_training_step_outputs_are_values_before_the_update():
     x = gc.input("x", ("batch", 2))
     W = gc.param("W", (2,), init=[1.0, 2.0])
@@ -261,7 +257,7 @@ def test_saved_forward_program(tmp_path):
     prog = gc.compile([gc.softmax(scores), loss], [x, labels])
     prog.save(str(tmp_path / "step.py"))
     feeds = batch(n=3)
-    feeds["x"] = feeds["x"].astype(np.float32)  # (see the xfail test below for float64 feeds)
+    feeds["x"] = feeds["x"].astype(np.float32)
     (saved,), _ = run_saved(tmp_path, feeds, 1, [])
     for got, want in zip(saved, prog(**feeds)):
         assert got.dtype == np.float32
@@ -270,9 +266,6 @@ def test_saved_forward_program(tmp_path):
         prog.save(tmp_path / "step.txt")
 
 
-@pytest.mark.xfail(strict=True, reason="the saved module's main does not convert its feeds to "
-                   "the inputs' dtypes as prog(...) does, so float64 feeds to a float32 program "
-                   "compute in float64 and round differently")
 def test_saved_module_converts_feeds_like_the_program(tmp_path):
     x, labels, params, scores, loss = build_mlp("float32")
     prog = gc.compile([scores], [x, labels])

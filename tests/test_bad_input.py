@@ -163,9 +163,6 @@ def test_inconsistent_named_dimension_across_two_inputs():
     assert prog(a=np.ones((4, 2)), b=np.ones((4, 2)))[0] == 8.0
 
 
-@pytest.mark.xfail(strict=True, reason="labels out of [0, classes) are not checked: -1 silently "
-                   "selects the last class, and a too-large label raises a raw IndexError from "
-                   "inside the generated code instead of a FeedError naming the input")
 @pytest.mark.parametrize("bad", [-1, 4])
 def test_labels_out_of_range_raise_feed_error(program, bad):
     labels = np.array([0, 1, 2, 3, bad])
@@ -341,16 +338,12 @@ def test_hostile_param_names_dims_and_symbols(tmp_path, monkeypatch):
     prog.save(tmp_path / "step.py")
     assert_source_is_safe((tmp_path / "step.py").read_text())
     feeds = {"class": np.ones((4, 3)), "main": np.array([0, 1, 1, 0])}
-    # (the saved module's arguments are the sanitized names; see the xfail test below)
-    saved = run_standalone(tmp_path, {prog.names[n.id]: feeds[n.name] for n in (x, labels)})
+    saved = run_standalone(tmp_path, feeds)  # the saved main takes the program's input names
     (loss_value,) = prog(**feeds)
     assert saved == pytest.approx(float(loss_value), rel=1e-14)
     assert not os.path.exists(tmp_path / "PWNED")
 
 
-@pytest.mark.xfail(strict=True, reason="a saved module's main takes the sanitized names (class_) "
-                   "as arguments, not the program's input names, so main(**feeds) with the "
-                   "feeds that prog(**feeds) takes fails for a name that is not an identifier")
 def test_saved_module_takes_the_programs_input_names(tmp_path):
     x = gc.input("class", (3,))
     y = gc.input("a-b", (3,))

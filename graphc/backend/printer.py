@@ -63,6 +63,8 @@ class Signature:
 
     inputs: list[Node]
     owned: list[Node]  # parameters, optimizer state and non-scalar constants the program holds
+    #: For inputs that are class labels: how many classes the ops indexing with them have.
+    classes: dict[int, int] = field(default_factory=dict)
 
     @property
     def leaves(self) -> list[Node]:
@@ -86,7 +88,7 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
             continue
         wanted = display_name(node, users.get(node.id, []))
         if wanted is None:
-            word = hint(node.label)
+            word = "c" if node.op.name == "constant" else hint(node.label)
             if node.role != "forward":
                 word = "g_" + word
             counts[word] = counts.get(word, 0) + 1
@@ -272,8 +274,19 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
     doc = f"Inputs: {', '.join(inputs) or 'none'}."
     if updated and counts["update"]:
         doc += f" Updates {', '.join(updated)} in place."
-    out += ["", f"def main({', '.join(args)}):", f'    """{doc}"""']
+    # a program's input whose name is no identifier is reached through main(**feeds)
+    renamed = any(n.name != names[n.id] for n in signature.inputs)
+    fn = "_main" if standalone_params and renamed else "main"
+    out += ["", f"def {fn}({', '.join(args)}):", f'    """{doc}"""']
+    if standalone_params:  # prog(...) checks and converts its feeds; a saved module converts
+        out += [f"    {names[n.id]} = np.asarray({names[n.id]}, dtype=np.{n.dtype.name})"
+                for n in signature.inputs]
     out += ["    " + line if line else "" for line in body]
+    if fn == "_main":
+        feeds = ", ".join(f"feeds[{n.name!r}]" for n in signature.inputs)
+        out += ["", "", "def main(**feeds):",
+                '    """Takes the inputs by the names the program has, as prog(**feeds) does."""',
+                f"    return _main({feeds})"]
     return "\n".join(out) + "\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import hashlib
 import linecache
 import os
 import tempfile
@@ -75,7 +76,11 @@ class Program:
                 parts.append(f"unknown input(s) {extra}")
             raise FeedError("; ".join(parts) + f"; the program takes {list(self._by_name)}")
         dims: dict[str, tuple[int, str]] = {}
-        return [_check_feed(node, feeds[node.name], dims) for node in self.signature.inputs]
+        arrays = [_check_feed(node, feeds[node.name], dims) for node in self.signature.inputs]
+        for node, array in zip(self.signature.inputs, arrays):
+            if node.id in self.signature.classes:
+                _check_labels(node.name, array, self.signature.classes[node.id])
+        return arrays
 
     # --- inspection and saving ---
     @property
@@ -186,6 +191,17 @@ def _bytes(size: int | None) -> str:
     return f"{size / 2**20:.2f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
+def _check_labels(name: str, labels: np.ndarray, classes: int) -> None:
+    """Class labels must lie in 0..classes-1: NumPy would wrap -1 around silently."""
+    if labels.size == 0:
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        i = int(bad[0])
+        raise FeedError(f"input {name!r}: label {labels.flat[i]} at index {i} is out of range "
+                        f"for {classes} classes (expected 0..{classes - 1})")
+
+
 def _check_feed(node: Node, value: Any, dims: dict[str, tuple[int, str]]) -> np.ndarray:
     name = node.name
     array = np.asarray(value)
@@ -208,16 +224,14 @@ def _check_feed(node: Node, value: Any, dims: dict[str, tuple[int, str]]) -> np.
     return array if array.dtype == node.dtype else array.astype(node.dtype)
 
 
-_counter = [0]
-
-
 def load(source: str) -> dict[str, Any]:
     """Execute generated source in a fresh namespace, registered with linecache so that
-    tracebacks show the generated lines."""
-    _counter[0] += 1
-    filename = f"<graphc-generated-{_counter[0]}>"
+    tracebacks show the generated lines. The file name is a hash of the source: the same
+    code has the same name in every traceback (and to tools that compare tracebacks)."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
+    filename = f"<graphc-generated-{digest}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"__name__": f"graphc_generated_{_counter[0]}"}
+    namespace: dict[str, Any] = {"__name__": f"graphc_generated_{digest}"}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (our own generated code)
     return namespace
 
@@ -226,6 +240,9 @@ def atomic_write(path: str, write) -> None:
     """Write a file through a temporary beside it, fsync and rename: never half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's owner-only 0600
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

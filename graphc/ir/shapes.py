@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from graphc.errors import ShapeError
+
 Dim = int | str
 Shape = tuple[Dim, ...]
 
@@ -23,9 +25,9 @@ def normalize_shape(shape: Sequence[Dim] | Dim) -> Shape:
         if isinstance(d, bool) or not isinstance(d, (int, str)):
             raise TypeError(f"a dimension must be an int or a name, got {d!r} in {dims!r}")
         if isinstance(d, int) and d < 0:
-            raise ValueError(f"a dimension must be >= 0, got {d} in {dims!r}")
+            raise ShapeError(f"a dimension must be >= 0, got {d} in {dims!r}")
         if isinstance(d, str) and not d.isidentifier():
-            raise ValueError(f"a named dimension must be an identifier, got {d!r} in {dims!r}")
+            raise ShapeError(f"a named dimension must be an identifier, got {d!r} in {dims!r}")
     return dims
 
 

@@ -120,7 +120,7 @@ def from_expr(label: str, expr: sp.Basic, symbols: Mapping[sp.Symbol, Node],
     replace: dict[sp.Symbol, sp.Basic] = {}
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
         node = symbols[sym]
-        if node.op.name == "constant" and node.shape == ():
+        if node.op.name == "constant" and node.shape == () and np.isfinite(node.value):
             replace[sym] = number(node.value.item())
             continue
         if node.id not in index:

@@ -57,7 +57,10 @@ class Constant(Leaf):
 
 
 def _format_number(value: Any) -> str:
+    """A number as a Python literal; NaN and infinities as NumPy's names for them."""
     v = value.item() if isinstance(value, np.ndarray) else value
+    if isinstance(v, float) and not np.isfinite(v):
+        return "np.nan" if np.isnan(v) else ("np.inf" if v > 0 else "-np.inf")
     return repr(float(v)) if isinstance(v, float) else repr(v)
 
 

@@ -121,6 +121,9 @@ class TakeLabels(Op):
     name = "take"
     fresh = True
 
+    def class_labels(self, node):
+        return node.inputs[1], node.inputs[0].shape[1]
+
     def infer(self, inputs, attrs):
         x, labels = inputs
         _check_labels(x, labels, "take")
@@ -142,6 +145,9 @@ class ScatterLabels(Op):
 
     name = "scatter"
     fresh = True
+
+    def class_labels(self, node):
+        return node.inputs[2], node.shape[1]
 
     def infer(self, inputs, attrs):
         g, like, labels = inputs
@@ -165,6 +171,9 @@ class ScatterLabels(Op):
 class OneHot(Op):
     name = "one_hot"
     fresh = True
+
+    def class_labels(self, node):
+        return node.inputs[0], node.attrs["depth"]
     differentiable = False
 
     def infer(self, inputs, attrs):
@@ -186,6 +195,9 @@ class SoftmaxCrossEntropy(Op):
 
     name = "softmax_cross_entropy"
     fresh = True
+
+    def class_labels(self, node):
+        return node.inputs[1], node.inputs[0].shape[1]
 
     def label(self, node):
         return "softmax CE"

@@ -59,6 +59,11 @@ class Op:
         """NumPy code: an expression, or statements that assign ``e.target(node)``."""
         raise NotImplementedError
 
+    def class_labels(self, node: Node) -> tuple[Node, int] | None:
+        """For ops that index by integer class labels: the labels node and the number of
+        classes, so that a program can check fed labels before indexing with them."""
+        return None
+
     def vjp(self, node: Node, g: Node) -> list[Node | None]:
         """Gradients with respect to each input, given the output's gradient ``g``."""
         raise NotImplementedError(f"{self.name} has no gradient")

@@ -253,7 +253,12 @@ def concatenate(xs, axis=0):
     xs = tuple(xs)
     if not xs:
         raise ValueError("concatenate needs at least one node")
-    return make("concatenate", xs, axis=axis % xs[0].ndim)
+    ndim = xs[0].ndim
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"concatenate: axis {axis} is out of range for "
+                         f"{format_shape(xs[0].shape)}" + (" (0-d nodes have no axis to join "
+                                                            "along)" if ndim == 0 else ""))
+    return make("concatenate", xs, axis=axis % ndim)
 
 
 class Expand(Op):
@@ -294,6 +299,25 @@ class Expand(Op):
 def expand(g, like, axes=()):
     """Broadcast ``g`` (reduced over ``axes`` without keepdims) back to ``like``'s shape."""
     return make("expand", (g, like), axes=tuple(axes))
+
+
+class Copy(Op):
+    """A copy of x: the value of a parameter as it was before this step's update."""
+
+    name = "copy"
+    fresh = True
+
+    def infer(self, inputs, attrs):
+        return inputs[0].shape, inputs[0].dtype
+
+    def evaluate(self, node, args):
+        return np.array(args[0], copy=True)
+
+    def emit(self, node, args, e):
+        return f"{args[0]}.copy()"
+
+    def vjp(self, node, g):
+        return [g]
 
 
 class Zeros(Op):
