@@ -43,6 +43,7 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     name_after_variables(outputs)
     names = pass_names(optimize, passes)
     effects: list[Node] = []
+    scale = 1.0
     if optimizer is not None and "stabilize" in names:
         # gradients are derived from the stable form of the forward graph
         outputs = list(stabilize(Graph(tuple(outputs))).outputs)
@@ -66,6 +67,9 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
              or (n.op.name == "constant" and n.shape != ())]
     signature = Signature(inputs, owned, _class_counts(schedule))
     header = header_for(outputs, optimize if passes is None else -1)
+    if scale != 1.0:
+        header += (f"\nThe learning rate {scale!r} is folded into backpropagation's seed: every "
+                   "gradient d_* holds lr times the gradient.")
     options = CodeOptions(training=optimizer is not None if training is None else training,
                           check_numerics=check_numerics)
     plan = plan_memory(schedule, final.outputs) if "memory" in names else None

@@ -1,8 +1,8 @@
 """Shared test set-up: the package on the path, and Hypothesis profiles.
 
 The default profile is derandomized (the same examples at every run, so CI never flakes);
-``GRAPHC_HYPOTHESIS_PROFILE=thorough`` draws fresh examples, ten times as many (see
-``helpers.examples``), for a deeper search.
+``GRAPHC_HYPOTHESIS_PROFILE=nightly`` draws fresh examples, ten times as many (see
+``helpers.examples``; the fuzz tests draw 2,000 each), for the nightly run.
 """
 
 from __future__ import annotations
@@ -20,5 +20,5 @@ for _path in (ROOT, TESTS):
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("default", derandomize=True, **_common)
-settings.register_profile("thorough", derandomize=False, **_common)
+settings.register_profile("nightly", derandomize=False, **_common)
 settings.load_profile(os.environ.get("GRAPHC_HYPOTHESIS_PROFILE", "default"))

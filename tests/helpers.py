@@ -14,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 import graphc as gc
 from graphc.ir.graph import leaves
 
-#: Multiplies every test's ``max_examples`` (the "thorough" profile searches ten times more).
-SCALE = 10 if os.environ.get("GRAPHC_HYPOTHESIS_PROFILE") == "thorough" else 1
+#: Multiplies every test's ``max_examples`` (the "nightly" profile searches ten times more).
+SCALE = 10 if os.environ.get("GRAPHC_HYPOTHESIS_PROFILE") == "nightly" else 1
 
 #: How close the generated code must be to the interpreter (float64, same math).
 CODEGEN_RTOL = 1e-10

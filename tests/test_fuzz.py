@@ -12,7 +12,8 @@ Graphs are drawn as plain data (a ``Recipe``), so a failure prints a recipe that
 pasted into ``@example`` as a regression test.
 
 Profiles: "fuzz" (the default: bounded, derandomized, so the suite is fast and never flaky)
-and "nightly" (many more fresh examples), chosen by ``HYPOTHESIS_PROFILE=nightly``. They are
+and "nightly" (many more fresh examples), chosen by ``GRAPHC_HYPOTHESIS_PROFILE=nightly``, the
+variable that sets the profile of the whole suite (tests/conftest.py). They are
 applied to this module's tests only, as decorators, leaving other modules' settings alone.
 """
 
@@ -41,7 +42,8 @@ _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 settings.register_profile("fuzz", max_examples=30, derandomize=True, **_common)
 settings.register_profile("nightly", max_examples=2000, derandomize=False, **_common)
-FUZZ = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "fuzz"))
+FUZZ = settings.get_profile(
+    "nightly" if os.environ.get("GRAPHC_HYPOTHESIS_PROFILE") == "nightly" else "fuzz")
 
 LEVELS = (0, 1, 2)
 #: Generated code against the interpreter (the same math, in another order after passes).

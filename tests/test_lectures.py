@@ -79,3 +79,66 @@ def test_example_loader_rejects_a_file_without_an_example(tmp_path):
         load_example(path)
     with pytest.raises(gc.GraphcError, match="no example file"):
         load_example(tmp_path / "missing.py")
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_gates_distribute_route_and_swap(level):
+    """f = 2 * (x*y + max(z, w)) at x=3, y=-4, z=2, w=-1: f = -20; the mul gate swaps
+    (dx = 2y = -8, dy = 2x = 6), the max gate routes (dz = 2, dw = 0)."""
+    names, compiled, interpreted = value_and_gradients("gates.py", level)
+    assert names == ["x", "y", "z", "w"]
+    for values in (compiled, interpreted):
+        np.testing.assert_allclose(values, [-20.0, -8.0, 6.0, 2.0, 0.0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_gradients_add_at_branches(level):
+    """f = (x + y) * x at x=3, y=-1: df/dx = (x + y) + x = 5 from two branches, df/dy = 3."""
+    names, compiled, interpreted = value_and_gradients("branches.py", level)
+    assert names == ["x", "y"]
+    for values in (compiled, interpreted):
+        np.testing.assert_allclose(values, [6.0, 5.0, 3.0], rtol=0, atol=1e-12)
+
+
+def score_loss(path: str, level: int):
+    example = load_example(os.path.join(EXAMPLES, path))
+    (loss,) = example.outputs
+    scores = next(n for n in example.input_nodes if n.name == "scores")
+    (d_scores,) = gc.grad(loss, [scores])
+    compiled = run(gc.compile([loss, d_scores], example.input_nodes, optimize=level),
+                   example.feeds)
+    return compiled, gc.evaluate([loss, d_scores], example.feeds)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_hinge_loss_of_the_cat_image(level):
+    """Scores (cat, chair, car) = (3.2, 5.1, -1.7), label cat: L = 2.9 + 0; the violated
+    margin sends +1 to chair and -1 to cat."""
+    for loss, d_scores in score_loss("hinge_loss.py", level):
+        assert float(loss) == pytest.approx(2.9, abs=1e-12)
+        np.testing.assert_allclose(d_scores, [[-1.0, 1.0, 0.0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_softmax_loss_of_the_cat_image(level):
+    """The same scores under softmax cross-entropy: L = 2.04, gradient p - onehot."""
+    s = np.array([3.2, 5.1, -1.7])
+    p = np.exp(s) / np.exp(s).sum()
+    for loss, d_scores in score_loss("softmax_loss.py", level):
+        assert float(loss) == pytest.approx(-np.log(p[0]), rel=1e-12)
+        assert float(loss) == pytest.approx(2.04, abs=5e-3)
+        np.testing.assert_allclose(d_scores, [p - [1.0, 0.0, 0.0]], rtol=1e-12, atol=1e-15)
+
+
+def test_logistic_regression_separates_zeros_from_ones():
+    """The lecture's 2-class softmax with scores (z, -z) learns the digits 0 and 1."""
+    pytest.importorskip("sklearn")
+    from graphc.train.trainer import Trainer
+
+    example = load_example(os.path.join(EXAMPLES, "logistic_regression.py"))
+    train, val, test = example.dataset().split((0.6, 0.2, 0.2), seed=0)
+    trainer = Trainer(example.outputs[0], example.input_nodes, example.optimizer,
+                      scores=example.scores)
+    trainer.fit(train, val, epochs=5, batch_size=example.batch_size, progress=False)
+    loss, accuracy = trainer.evaluate(test)
+    assert accuracy >= 0.98 and loss < 0.1

@@ -27,7 +27,8 @@ def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | N
     if optimize and passes is None:
         outputs = list(stabilize(Graph(tuple(outputs))).outputs)  # derive from the stable form
     if outputs[0].shape == ():
-        wrt = [n for n in topological_order(outputs[:1]) if n.op.name in ("input", "param")]
+        wrt = [n for n in topological_order(outputs[:1])
+               if n.op.name in ("input", "param") and n.dtype.kind == "f"]
         outputs += grad(outputs[0], wrt)
     return compile(outputs, example.input_nodes, optimize=optimize, passes=passes)
 
