@@ -3,7 +3,7 @@ helper that rebuilds a graph bottom-up with local rewrites."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graphc.ir.graph import topological_order
@@ -41,6 +41,21 @@ def replacing(old: Node, new: Node) -> Node:
     """``new``, a node a rewrite just made, carrying the name, line and role of ``old``."""
     new.name, new.location, new.role = old.name, old.location, old.role
     return new
+
+
+def apply_rewrites(graph: Graph, rewrites: Sequence[Callable[[Node], Node | None]]) -> Graph:
+    """Try each named rewrite, in order, on every node; each returns a replacement or None.
+
+    The form of a pass made of small rewrites (PyTensor's style): a pass is its list.
+    """
+    def local(node: Node, original: Node) -> Node:
+        for fn in rewrites:
+            new = fn(node)
+            if new is not None:
+                node = new
+        return node
+
+    return rewrite(graph, local)
 
 
 def rewrite(graph: Graph, local: Rewrite) -> Graph:

@@ -16,7 +16,7 @@ import sympy as sp
 from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops.registry import make
-from graphc.passes.graph import Graph, clone, replacing, rewrite
+from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
 
 #: Expressions larger than this (in SymPy operations) are left as they are: simplify's cost
 #: grows quickly with size, and compile time must stay linear in the number of layers.
@@ -80,16 +80,10 @@ def sum_of_broadcast(node: Node) -> Node | None:
     return replacing(node, multiply(g, float(np.prod(counts))))
 
 
+#: Graph rewrites, tried in this order on every node.
 REWRITES = [transpose_of_transpose, sum_of_broadcast, simplify_expression]
 
 
 def simplify(graph: Graph) -> Graph:
     """Apply the simplifying rewrites everywhere they fire."""
-    def local(node: Node, original: Node) -> Node | None:
-        for fn in REWRITES:
-            new = fn(node)
-            if new is not None:
-                node = new
-        return node
-
-    return rewrite(graph, local)
+    return apply_rewrites(graph, REWRITES)

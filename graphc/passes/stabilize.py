@@ -17,7 +17,7 @@ from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops.registry import make
 from graphc.passes.fuse import merge
-from graphc.passes.graph import Graph, clone, replacing, rewrite
+from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
 
 _u = sp.Wild("u")
 
@@ -119,11 +119,4 @@ REWRITES = [log_of_softmax, cross_entropy_of_log_softmax, stable_expression]
 
 def stabilize(graph: Graph) -> Graph:
     """Apply the stabilizing rewrites everywhere they fire."""
-    def local(node: Node, original: Node) -> Node | None:
-        for fn in REWRITES:
-            new = fn(node)
-            if new is not None:
-                node = new
-        return node
-
-    return rewrite(graph, local)
+    return apply_rewrites(graph, REWRITES)
