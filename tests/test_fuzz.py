@@ -572,6 +572,7 @@ def standalone(prog, directory: str):
     return module
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
 @pytest.mark.parametrize("name", SHADOWING)
 def test_module_private_names_cannot_be_shadowed(name, tmp_path):
     x = gc.input("x", ("batch", 3))
