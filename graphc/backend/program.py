@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import builtins
 import hashlib
+import html
 import linecache
 import os
 import tempfile
@@ -130,6 +131,10 @@ class Program:
         if print:
             builtins.print(text)
         return text
+
+    def _repr_html_(self) -> str:
+        """In Jupyter, a program shows its generated code."""
+        return f"<pre><code class=\"language-python\">{html.escape(self.source)}</code></pre>"
 
     def __repr__(self) -> str:
         inputs = ", ".join(self._by_name)

@@ -15,6 +15,7 @@ import sympy as sp
 
 from graphc.ir.node import Node
 from graphc.ops import functions as F
+from graphc.ops.leaves import constant
 from graphc.ops.registry import make
 from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
 
@@ -80,8 +81,17 @@ def sum_of_broadcast(node: Node) -> Node | None:
     return replacing(node, multiply(g, float(np.prod(counts))))
 
 
+def fold_constants(node: Node) -> Node | None:
+    """An op whose inputs are all constants becomes the constant it computes (by the op's
+    reference evaluation), so no step recomputes it."""
+    if not node.inputs or not all(x.op.name == "constant" for x in node.inputs):
+        return None
+    value = node.op.evaluate(node, [x.value for x in node.inputs])
+    return replacing(node, constant(np.asarray(value, dtype=node.dtype)))
+
+
 #: Graph rewrites, tried in this order on every node.
-REWRITES = [transpose_of_transpose, sum_of_broadcast, simplify_expression]
+REWRITES = [fold_constants, transpose_of_transpose, sum_of_broadcast, simplify_expression]
 
 
 def simplify(graph: Graph) -> Graph:
