@@ -121,7 +121,10 @@ def from_expr(label: str, expr: sp.Basic, symbols: Mapping[sp.Symbol, Node],
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
         node = symbols[sym]
         if node.op.name == "constant" and node.shape == () and np.isfinite(node.value):
-            replace[sym] = number(node.value.item())
+            # str() of a NumPy scalar is its shortest round-trip form in its own precision:
+            # a float32 0.01 stays 0.01, not 0.009999999776482582
+            replace[sym] = number(float(str(node.value[()])) if node.dtype.kind == "f"
+                                  else node.value.item())
             continue
         if node.id not in index:
             index[node.id] = arg(len(inputs))
