@@ -8,14 +8,12 @@ float32 expression stays float32.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 
 class NumPyExprPrinter(StrPrinter):
     """``g * (1 - t**2)``, ``np.exp(x)``, ``np.where(x > 0, 1.0, 0.1)``."""
-
-    printmethod = "_graphc_numpy"
 
     def _call(self, fn: str, *args: sp.Basic) -> str:
         return f"{fn}({', '.join(self._print(a) for a in args)})"
@@ -148,8 +146,3 @@ def numpy_code(expr: sp.Basic) -> str:
 def helpers_used(expr: sp.Basic) -> set[str]:
     """The names of HELPERS that the printed ``expr`` calls."""
     return {f.func.__name__ for f in expr.atoms(sp.Function)} & HELPERS.keys()
-
-
-def needs_parens(expr: sp.Basic) -> bool:
-    """Whether ``expr`` binds looser than a product (so ``g * (expr)`` needs parentheses)."""
-    return precedence(expr) < PRECEDENCE["Mul"]

@@ -93,13 +93,3 @@ def normalize_axis(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ..
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(out))
-
-
-def num_elements(shape: Shape) -> int | None:
-    """The number of elements, or None where a dimension is symbolic."""
-    n = 1
-    for d in shape:
-        if isinstance(d, str):
-            return None
-        n *= d
-    return n
