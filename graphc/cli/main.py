@@ -90,18 +90,33 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How many examples of a trainable example's dataset its figure is drawn for.
+FIGURE_BATCH = 4
+
+
+def figure_feeds(example: Example) -> dict:
+    """The values a figure shows: the example's feeds, or else the first few examples of its
+    dataset (features and labels), so that a network's figure carries values and gradients."""
+    if example.feeds or not example.trainable:
+        return dict(example.feeds)
+    data = example.dataset()
+    features, labels = example.input_nodes[:2]
+    return {features: data.x[:FIGURE_BATCH].astype(features.dtype),
+            labels: data.y[:FIGURE_BATCH]}
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from graphc.render import render, render_steps
 
     example = load_example(args.example)
+    feeds = figure_feeds(example)
     base, ext = os.path.splitext(args.output)
     fmt = ext.lstrip(".") or "svg"
     if args.steps:
-        files = render_steps(example.outputs, example.feeds, base, format=fmt)
+        files = render_steps(example.outputs, feeds, base, format=fmt)
         print(f"{len(files)} frames written: {files[0]} ... {files[-1]}")
     else:
-        render(example.outputs, example.feeds or None, path=args.output, stage=args.stage,
-               format=fmt)
+        render(example.outputs, feeds or None, path=args.output, stage=args.stage, format=fmt)
         print(f"graph written to {args.output}")
     return 0
 
