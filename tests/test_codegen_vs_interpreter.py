@@ -195,7 +195,7 @@ def test_random_graphs_cover_the_ops():
     seen = set()
 
     @given(case=random_graphs())
-    @settings(max_examples=60, database=None, derandomize=True)
+    @settings(max_examples=150, database=None, derandomize=True)
     def collect(case):
         for node in topological_order(case.outputs):
             seen.add(node.op.name)

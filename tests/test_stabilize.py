@@ -50,7 +50,29 @@ def test_manual_cross_entropy_becomes_the_fused_op():
     labels = gc.input("labels", ("batch",), dtype="int64")
     out = _stable(-gc.mean(gc.take(gc.log(gc.softmax(s)), labels)))
     assert out.op.name == "softmax_cross_entropy"
-    assert out.inputs == (s, labels)
+    log_p = out.inputs[2]
+    assert out.inputs[:2] == (s, labels)
+    assert log_p.op.name == "log_softmax" and log_p.inputs == (s,)
+
+
+def test_cross_entropy_shares_its_log_probabilities_with_its_gradient():
+    s = gc.input("s", ("batch", 4))
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    declared = gc.softmax_cross_entropy(s, labels)
+    assert declared.inputs == (s, labels)  # one node in figures of the graph as declared
+    out = _stable(declared)
+    assert out.inputs[:2] == (s, labels) and out.inputs[2].op.name == "log_softmax"
+    assert _stable(out) is out  # once is enough
+    (grad,) = gc.grad(out, [s])
+    assert out.inputs[2] in gc.ir.topological_order([grad])  # the gradient reads the same
+    feeds = {s: np.array([[1.0, 2.0, 0.0, -1.0], [3.0, 0.5, 0.5, 2.0]]),
+             labels: np.array([1, 3])}
+    p = np.exp(feeds[s]) / np.exp(feeds[s]).sum(axis=1, keepdims=True)
+    want = (p - np.eye(4)[[1, 3]]) / 2
+    for outputs in ([declared, *gc.grad(declared, [s])], [out, grad]):
+        loss, d = gc.evaluate(outputs, feeds)
+        assert loss == pytest.approx(-np.log(p[[0, 1], [1, 3]]).mean(), rel=1e-12)
+        np.testing.assert_allclose(d, want, rtol=1e-12)
 
 
 @pytest.mark.parametrize("build", [

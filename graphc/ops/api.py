@@ -14,17 +14,9 @@ import sympy as sp
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ops import functions as F
+from graphc.ops import nn  # noqa: F401  (its ops register themselves on import)
 from graphc.ops.elementwise import arg, from_expr
 from graphc.ops.leaves import constant
-from graphc.ops.nn import (  # noqa: F401  (ops register themselves on import)
-    LogSoftmax,
-    LogSumExp,
-    OneHot,
-    ScatterLabels,
-    Softmax,
-    SoftmaxCrossEntropy,
-    TakeLabels,
-)
 from graphc.ops.reduce import argmax, reduce_max, reduce_mean, reduce_sum
 from graphc.ops.registry import make
 from graphc.ops.tensor import concatenate, expand, matmul, reshape, size, transpose

@@ -7,6 +7,7 @@ import numpy as np
 import sympy as sp
 
 from graphc.errors import ShapeError
+from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
 from graphc.ops.registry import Op, float_dtype, make
 
@@ -190,8 +191,15 @@ class OneHot(Op):
 
 
 class SoftmaxCrossEntropy(Op):
-    """Mean over the batch of -log softmax(logits)[label], computed as logsumexp - score,
-    with the fused gradient (softmax(logits) - onehot(labels)) / B."""
+    """Mean over the batch of -log softmax(logits)[label], for integer labels.
+
+    As declared, the node reads (logits, labels): the figure of the loss is one node, its
+    code logsumexp minus the true score, its gradient the fused (softmax - onehot) / B.
+    The stabilize pass gives it a third input, log_softmax(logits), which forward and
+    backward then share: the loss is -mean(log_p[rows, labels]) and the gradient
+    (exp(log_p) - onehot) / B, so nothing is computed twice. The loss is a function of the
+    logits alone: the log-probabilities carry no gradient of their own.
+    """
 
     name = "softmax_cross_entropy"
     fresh = True
@@ -203,30 +211,44 @@ class SoftmaxCrossEntropy(Op):
         return "softmax CE"
 
     def infer(self, inputs, attrs):
-        logits, labels = inputs
+        logits, labels = inputs[:2]
         _check_labels(logits, labels, "softmax_cross_entropy")
         return (), float_dtype(logits)
 
     def evaluate(self, node, args):
-        s, labels = args
+        s, labels = args[:2]  # from the logits, independently of a shared log_softmax
         z = s - s.max(axis=1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=1))
         return np.asarray((lse - z[np.arange(len(labels)), labels]).mean(), dtype=node.dtype)
 
     def emit(self, node, args, e):
+        rows = f"np.arange({e.dim(node.inputs[0].shape[0])})"
+        if len(args) == 3:
+            return f"-{args[2]}[{rows}, {args[1]}].mean()"
         s, labels = args
         z = e.tmp("shifted")
         return [f"{z} = {s} - {s}.max(axis=1, keepdims=True)",
                 f"{e.target(node)} = (np.log(np.exp({z}).sum(axis=1)) - "
-                f"{z}[np.arange({e.dim(node.inputs[0].shape[0])}), {labels}]).mean()"]
+                f"{z}[{rows}, {labels}]).mean()"]
 
     def vjp(self, node, g):
         from graphc.ops.elementwise import from_expr
         from graphc.ops.tensor import size
 
-        logits, labels = node.inputs
-        p = make("softmax", (logits,), axis=1)
+        logits, labels = node.inputs[:2]
         onehot = make("one_hot", (labels,), depth=logits.shape[1], dtype=logits.dtype)
         gs, ps, ys, bs = sp.symbols("g p y B", real=True)
-        return [from_expr("softmax CE'", gs * (ps - ys) / bs,
-                          {gs: g, ps: p, ys: onehot, bs: size(logits, (0,))}), None]
+        if len(node.inputs) == 3:  # p = exp(log_p), from the shared log-probabilities
+            p, probabilities = node.inputs[2], sp.exp(ps)
+        else:
+            p, probabilities = make("softmax", (logits,), axis=1), ps
+        grad = from_expr("softmax CE'", gs * (probabilities - ys) / bs,
+                         {gs: g, ps: p, ys: onehot, bs: size(logits, (0,))})
+        return [grad, None] + [None] * (len(node.inputs) - 2)
+
+
+def sharing_log_probabilities(node: Node) -> Node:
+    """The softmax cross-entropy ``node`` reading log_softmax(logits) as a third input."""
+    logits, labels = node.inputs[:2]
+    log_p = make("log_softmax", (logits,), axis=1).named("log_p")
+    return make("softmax_cross_entropy", (logits, labels, log_p))

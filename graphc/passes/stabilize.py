@@ -15,6 +15,7 @@ import sympy as sp
 
 from graphc.ir.node import Node
 from graphc.ops import functions as F
+from graphc.ops.nn import sharing_log_probabilities
 from graphc.ops.registry import make
 from graphc.passes.fuse import merge
 from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
@@ -104,7 +105,16 @@ def cross_entropy_of_log_softmax(node: Node) -> Node | None:
     ls, labels = t.inputs[0], t.inputs[1]
     if ls.attrs["axis"] != 1:
         return None
-    return replacing(node, make("softmax_cross_entropy", (ls.inputs[0], labels)))
+    return replacing(node, make("softmax_cross_entropy", (ls.inputs[0], labels, ls)))
+
+
+def shared_log_probabilities(node: Node) -> Node | None:
+    """softmax_cross_entropy(s, labels) reads log_softmax(s), which its gradient reads too:
+    the loss is -mean(log_p[rows, labels]), the gradient (exp(log_p) - onehot) / B, and
+    the row max, exponentials and sums are computed once for both."""
+    if node.op.name != "softmax_cross_entropy" or len(node.inputs) != 2:
+        return None
+    return replacing(node, sharing_log_probabilities(node))
 
 
 def _arg0() -> sp.Symbol:
@@ -114,7 +124,8 @@ def _arg0() -> sp.Symbol:
 
 
 #: Graph rewrites, tried in this order on every node.
-REWRITES = [log_of_softmax, cross_entropy_of_log_softmax, stable_expression]
+REWRITES = [log_of_softmax, cross_entropy_of_log_softmax, shared_log_probabilities,
+            stable_expression]
 
 
 def stabilize(graph: Graph) -> Graph:
