@@ -71,7 +71,7 @@ def feeds_for(inputs: list[gc.Node], batch: int, seed: int) -> dict[gc.Node, np.
 def test_random_graphs_match_the_interpreter_over_calls_and_batches(seed: int) -> None:
     outputs, inputs, _ = random_graph(seed)
     prog = gc.compile(outputs, inputs, optimize=2)
-    assert "_buffer(" in prog.source or "out=" not in prog.source
+    assert "_allocate(" in prog.source or "out=" not in prog.source
     for call, batch in enumerate((4, 4, 7, 4)):
         feeds = feeds_for(inputs, batch, seed + call)
         for got, want in zip(run(prog, feeds), gc.evaluate(outputs, feeds)):
@@ -235,3 +235,16 @@ def test_report_counts_stages() -> None:
     assert [s.name for s in prog.stages][-1] == "memory" and "memory" in rows
     assert int(rows["memory"][3]) < int(rows["source"][3])  # arrays allocated per step
     assert "KiB" in rows["memory"][-1]
+
+
+def test_buffers_are_made_once_per_batch_size() -> None:
+    loss, inputs = mlp()
+    prog = gc.compile([loss], inputs, optimizer=gc.SGD(0.1))
+    namespace = prog._fn.__globals__
+    rng = np.random.default_rng(1)
+    seen = []
+    for batch in (4, 6, 4, 6):
+        prog(x=rng.standard_normal((batch, 8)), labels=labels_for(rng, batch, 4))
+        seen.append({k: [id(b) for b in v] for k, v in namespace["_buffers"].items()})
+    assert list(seen[-1]) == [(4,), (6,)]  # one set of arrays per batch size
+    assert seen[-1] == seen[1]  # the third and fourth calls made no new arrays

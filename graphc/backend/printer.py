@@ -113,7 +113,8 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     """The module's source and the variable name (or inlined expression) of each node.
 
     With a memory ``plan``, the nodes it places write into buffers that the module allocates
-    once (``_buffer``) and reuses at every call, through ufunc calls with ``out=``.
+    once per size of its named dimensions (``_allocate``) and reuses at every call, through
+    ufunc calls with ``out=``.
     """
     table = NameTable()
     names = assign_names(schedule, signature, table)
@@ -154,17 +155,60 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
         if options.check_numerics and node.dtype.kind == "f":
             checks.append(_describe(node, names[node.id]))
             body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
-    allocations = [f"{name} = _buffer({name!r}, {e.shape(b.shape)}, np.{b.dtype.name}"
-                   f"{', np.zeros' if b.zeros else ''})"
-                   for name, b in zip(buffers, plan.buffers)]
+    allocate = _allocator(buffers, plan, e)
     prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
+    if buffers:
+        sizes = [e.dims[d] for d in dims if d in allocate.dims]
+        key = _tuple(sizes)
+        prologue.append(f"{_tuple(buffers)[1:-1] if len(buffers) > 1 else _tuple(buffers)} = "
+                        f"_buffers.get({key}) or "
+                        f"_buffers.setdefault({key}, _allocate({', '.join(sizes)}))")
     results = ", ".join(names[o.id] for o in outputs)
-    body = prologue + allocations + body + [f"return [{results}]"]
+    body = prologue + body + [f"return [{results}]"]
     if plan.buffers:
         header += "\nbuffers: " + ", ".join(
             f"{n} x {format_shape(s)} {t}" for (s, t), n in _buffer_kinds(plan).items())
-    module = _module(header, signature, names, body, e.helpers, counts, options, checks)
+    module = _module(header, signature, names, body, e.helpers, counts, options, checks,
+                     allocate.source)
     return module, names
+
+
+def _tuple(items: Sequence[str]) -> str:
+    """A tuple display: ``()``, ``(a,)``, ``(a, b)``."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+@dataclass(frozen=True)
+class Allocator:
+    """The module's ``_allocate`` function and the named dimensions its shapes use."""
+
+    source: str
+    dims: frozenset[str]
+
+
+def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
+    """``_allocate(batch)``: every buffer of the step for one size of its named dims."""
+    if not buffers:
+        return Allocator("", frozenset())
+    before = set(e.used_dims)
+    e.used_dims = set()
+    rows = [f"        np.{'zeros' if b.zeros else 'empty'}({e.shape(b.shape)}, "
+            f"np.{b.dtype.name}),  # {name}" for name, b in zip(buffers, plan.buffers)]
+    dims = frozenset(e.used_dims)
+    e.used_dims |= before
+    params = ", ".join(e.dims[d] for d in e.dims if d in dims)
+    source = "\n".join([
+        "_buffers = {}",
+        "",
+        "",
+        f"def _allocate({params}):",
+        '    """The step\'s scratch arrays for one size of its named dimensions: made at the',
+        '    first call with that size, reused by every later one."""',
+        "    return (",
+        *rows,
+        "    )",
+    ]) + "\n"
+    return Allocator(source, dims)
 
 
 def _buffer_names(plan: MemoryPlan, table: NameTable) -> list[str]:
@@ -213,19 +257,6 @@ def _describe(node: Node, name: str) -> str:
     return f"{node.role} node {name} (op {node.label}){where}"
 
 
-BUFFERS = (
-    "_buffers = {}\n"
-    "\n"
-    "\n"
-    "def _buffer(name, shape, dtype, make=np.empty):\n"
-    '    """A scratch array kept between calls: made on first use, and again when its shape\n'
-    '    changes (a new batch size)."""\n'
-    "    buf = _buffers.get(name)\n"
-    "    if buf is None or buf.shape != shape:\n"
-    "        buf = _buffers[name] = make(shape, dtype)\n"
-    "    return buf\n"
-)
-
 CHECK_FINITE = (
     "def _check_finite(value, where):\n"
     '    """Raise at the first node whose output holds NaN or Inf (check_numerics=True)."""\n'
@@ -252,7 +283,7 @@ def _with_comment(line: str, comment: str) -> str:
 
 def _module(header: str, signature: Signature, names: dict[int, str], body: list[str],
             helpers: set[str], counts: dict[str, int], options: CodeOptions,
-            checks: list[str]) -> str:
+            checks: list[str], allocate: str) -> str:
     standalone_params = options.standalone_params
     inputs = [names[n.id] for n in signature.inputs]
     owned = [names[n.id] for n in signature.owned]
@@ -266,8 +297,8 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
         out += [""]
     for h in sorted(helpers):
         out += ["", HELPERS[h]]
-    if "_buffer(" in "\n".join(body):
-        out += ["", BUFFERS]
+    if allocate:
+        out += ["", allocate]
     if checks:
         out += ["", "_NODES = ["] + [f"    {c!r}," for c in checks] + ["]", "", CHECK_FINITE]
     args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)

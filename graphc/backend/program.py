@@ -143,14 +143,15 @@ class Program:
 
 def _numpy_calls(source: str) -> int:
     """Calls, binary operators and augmented assignments in the module's ``main``, leaving
-    out the once-per-call buffer lookups (``_buffer``) and numerics checks."""
+    out the once-per-call buffer lookup (``_buffers``, ``_allocate``) and numerics checks."""
     main = next(n for n in ast.parse(source).body
                 if isinstance(n, ast.FunctionDef) and n.name == "main")
     count = 0
     for n in ast.walk(main):
         if isinstance(n, ast.Call):
             fn = n.func
-            count += not (isinstance(fn, ast.Name) and fn.id in ("_buffer", "_check_finite"))
+            count += not (isinstance(fn, ast.Name) and fn.id in ("_allocate", "_check_finite")
+                          or isinstance(fn, ast.Attribute) and fn.attr in ("get", "setdefault"))
         elif isinstance(n, (ast.BinOp, ast.AugAssign)):
             count += 1
     return count
