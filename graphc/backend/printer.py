@@ -192,7 +192,7 @@ def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
         return Allocator("", frozenset())
     before = set(e.used_dims)
     e.used_dims = set()
-    rows = [f"        np.{'zeros' if b.zeros else 'empty'}({e.shape(b.shape)}, "
+    rows = [f"        np.{FILLS[b.fill]}({e.shape(b.shape)}, "
             f"np.{b.dtype.name}),  # {name}" for name, b in zip(buffers, plan.buffers)]
     dims = frozenset(e.used_dims)
     e.used_dims |= before
@@ -211,13 +211,18 @@ def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
     return Allocator(source, dims)
 
 
+#: How a buffer is made: scratch, or filled with the constant it holds.
+FILLS = {None: "empty", 0: "zeros", 1: "ones"}
+_BUFFER_WORDS = {None: "buf", 0: "zeros", 1: "ones"}
+
+
 def _buffer_names(plan: MemoryPlan, table: NameTable) -> list[str]:
-    """``buf0, buf1, ...`` for scratch buffers, ``zeros0, ...`` for arrays of zeros."""
-    counts = {True: 0, False: 0}
+    """``buf0, buf1, ...`` for scratch buffers, ``zeros0``, ``ones0`` for constant ones."""
+    counts = dict.fromkeys(FILLS, 0)
     names = []
     for b in plan.buffers:
-        names.append(table.fresh(f"{'zeros' if b.zeros else 'buf'}{counts[b.zeros]}"))
-        counts[b.zeros] += 1
+        names.append(table.fresh(f"{_BUFFER_WORDS[b.fill]}{counts[b.fill]}"))
+        counts[b.fill] += 1
     return names
 
 
@@ -234,6 +239,9 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
     or the ufunc steps of an elementwise expression, or of an in-place update."""
     out = None if placement.out is None else buffers[placement.out]
+    if node.op.name == "sum":  # a batch sum as a product with ones: BLAS beats np.sum
+        return [f"{e.target(node)} = np.matmul({buffers[placement.constant]}, {args[0]}, "
+                f"out={out})"]
     if placement.lowering is None:
         return [f"{e.target(node)} = np.matmul({args[0]}, {args[1]}, out={out})"]
     mode = node.attrs.get("mode")
@@ -241,8 +249,8 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     names = {arg(j): a for j, a in enumerate(values)}
     slots = {f"T{j}": buffers[k] for j, k in enumerate(placement.temps)}
     slots[inplace.OUT] = args[0] if out is None else out
-    if placement.zeros is not None:
-        slots[inplace.ZEROS] = buffers[placement.zeros]
+    if placement.constant is not None:
+        slots[inplace.ZEROS] = buffers[placement.constant]
     target = None if mode else e.target(node)
     lines, helpers = inplace.render(placement.lowering, names, slots, target)
     e.helpers |= helpers

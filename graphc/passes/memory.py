@@ -44,8 +44,9 @@ class Buffer:
 
     shape: Shape
     dtype: np.dtype
-    #: Filled with zeros once, at allocation, and only ever read (``np.maximum(x, zeros)``).
-    zeros: bool = False
+    #: A constant buffer is filled with this value once, at allocation, and only ever read:
+    #: zeros for ``np.maximum(x, zeros)``, ones for sums over the batch as products.
+    fill: int | None = None
 
     def nbytes(self, dims: Mapping[str, int]) -> int:
         return bytes_of(self.shape, self.dtype, dims)
@@ -60,7 +61,8 @@ class Placement:
     out: int | None
     temps: tuple[int, ...] = ()
     lowering: Lowering | None = None
-    zeros: int | None = None
+    #: The constant buffer the statement reads: zeros for relu, ones for a batch sum.
+    constant: int | None = None
 
 
 @dataclass
@@ -70,9 +72,10 @@ class MemoryPlan:
     buffers: list[Buffer] = field(default_factory=list)
     placements: dict[int, Placement] = field(default_factory=dict)
 
-    def zeros(self, shape: Shape, dtype: np.dtype) -> int:
-        """The read-only zeros buffer of this shape and dtype, made on first request."""
-        wanted = Buffer(shape, dtype, zeros=True)
+    def constant(self, shape: Shape, dtype: np.dtype, fill: int) -> int:
+        """The read-only buffer of this shape and dtype filled with ``fill``, made on first
+        request."""
+        wanted = Buffer(shape, dtype, fill)
         if wanted not in self.buffers:
             self.buffers.append(wanted)
         return self.buffers.index(wanted)
@@ -88,6 +91,13 @@ def bytes_of(shape: Shape, dtype: np.dtype, dims: Mapping[str, int]) -> int:
     for d in shape:
         size *= dims[d] if isinstance(d, str) else d
     return size * np.dtype(dtype).itemsize
+
+
+def is_batch_sum(node: Node) -> bool:
+    """A sum of a float matrix over its rows (a bias gradient): computed as ones @ g, which
+    BLAS does two to three times faster than ``g.sum(axis=0)``."""
+    return (node.op.name == "sum" and node.inputs[0].ndim == 2 and node.attrs["axes"] == (0,)
+            and not node.attrs["keepdims"] and node.inputs[0].dtype == node.dtype)
 
 
 def live_until(schedule: Sequence[Node], outputs: Sequence[Node]) -> dict[int, int]:
@@ -127,7 +137,11 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
         placement = _place(node, i, last, holder, take)
         if placement is not None:
             if placement.lowering is not None and placement.lowering.uses_zeros:
-                placement = replace(placement, zeros=plan.zeros(node.shape, node.dtype))
+                placement = replace(placement,
+                                    constant=plan.constant(node.shape, node.dtype, 0))
+            elif node.op.name == "sum":
+                rows = node.inputs[0].shape[:1]
+                placement = replace(placement, constant=plan.constant(rows, node.dtype, 1))
             plan.placements[node.id] = placement
             dies_at.setdefault(i, []).extend(placement.temps)
             if placement.out is not None and node.op.name != "assign":
@@ -151,7 +165,7 @@ def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], tak
     if last[node.id] >= len(last) or not node.shape or node.dtype.kind != "f":
         return None
     inputs_held = {holder[x.id] for x in node.inputs if x.id in holder}
-    if node.op.name == "matmul":
+    if node.op.name == "matmul" or is_batch_sum(node):
         return Placement(take(node.shape, node.dtype, inputs_held))
     if node.op.name not in ("elementwise", "assign"):
         return None
