@@ -103,13 +103,13 @@ class Program:
         source = self._standalone(".npz")
         atomic_write(path, lambda f: f.write(source.encode()))
 
-    def report(self, print: bool = False, **dims: int) -> str:  # noqa: A002
+    def report(self, print: bool = True, **dims: int) -> str:  # noqa: A002
         """A table of what each stage of the pipeline costs per step: graph nodes, NumPy
         calls (calls, binary operators and augmented assignments in ``main``), arrays newly
         allocated (statements that bind a fresh array rather than writing into a buffer, a
         view or an update in place) and their bytes with the named dims bound by ``dims``
         (``report(batch=32)``), and the bytes of the memory plan's buffers, all allocated
-        once. Printed as well with ``print=True``."""
+        once. Printed, and returned (``print=False`` only returns it)."""
         if self._stage_code is None:
             raise ValueError("report: this program was not made by gc.compile")
         rows = [["stage", "nodes", "numpy calls", "arrays allocated", "bytes allocated",
