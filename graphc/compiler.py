@@ -41,10 +41,10 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     inputs = list(inputs)
     _check_inputs(outputs, inputs)
     name_after_variables(outputs)
-    names = pass_names(optimize, passes)
+    pass_list = pass_names(optimize, passes)
     effects: list[Node] = []
     scale = 1.0
-    if optimizer is not None and "stabilize" in names:
+    if optimizer is not None and "stabilize" in pass_list:
         # gradients are derived from the stable form of the forward graph
         outputs = list(stabilize(Graph(tuple(outputs))).outputs)
     if optimizer is not None:
@@ -60,19 +60,17 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         # an output that is a parameter is its value before the step's update, not after
         outputs = [make("copy", (o,)) if o.op.name in ("param", "state") else o
                    for o in outputs]
-    stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), names)
+    stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), pass_list)
     final = stages[-1].graph
     schedule = _schedule(final)
-    owned = [n for n in schedule if n.op.name in ("param", "state")
-             or (n.op.name == "constant" and n.shape != ())]
-    signature = Signature(inputs, owned, _class_counts(schedule))
+    signature = _signature(inputs, schedule)
     header = header_for(outputs, optimize if passes is None else -1)
     if scale != 1.0:
         header += (f"\nThe learning rate {scale!r} is folded into backpropagation's seed: every "
                    "gradient d_* holds lr times the gradient.")
     options = CodeOptions(training=optimizer is not None if training is None else training,
                           check_numerics=check_numerics)
-    plan = plan_memory(schedule, final.outputs) if "memory" in names else None
+    plan = plan_memory(schedule, final.outputs) if "memory" in pass_list else None
     source, names = print_module(schedule, final.outputs, signature, header, options, plan)
 
     def standalone(suffix: str) -> str:
@@ -82,10 +80,9 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     def stage_code(stage: Stage, planned: bool) -> StageCode:
         """The module as printed from one stage's graph (``Program.report``)."""
         order = _schedule(stage.graph)
-        sig = Signature(inputs, [n for n in order if n.op.name in ("param", "state")
-                                 or (n.op.name == "constant" and n.shape != ())])
         stage_plan = plan_memory(order, stage.graph.outputs) if planned else None
-        code = print_module(order, stage.graph.outputs, sig, header, options, stage_plan)[0]
+        code = print_module(order, stage.graph.outputs, _signature(inputs, order), header,
+                            options, stage_plan)[0]
         return StageCode(stage.name, len(stage.graph.nodes()), code, order, stage_plan)
 
     return Program(source, signature, final.outputs, stages, names, standalone,
@@ -100,6 +97,14 @@ def name_after_variables(outputs: Sequence[Node]) -> None:
     for node in order:
         if node.name is None:
             node.name = display_name(node, users.get(node.id, []))
+
+
+def _signature(inputs: list[Node], schedule: Sequence[Node]) -> Signature:
+    """The generated function's arguments: the inputs, then what the program owns
+    (parameters, optimizer state, array constants); and the class count of label inputs."""
+    owned = [n for n in schedule if n.op.name in ("param", "state")
+             or (n.op.name == "constant" and n.shape != ())]
+    return Signature(inputs, owned, _class_counts(schedule))
 
 
 def _class_counts(schedule: Sequence[Node]) -> dict[int, int]:
