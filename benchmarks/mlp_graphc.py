@@ -81,13 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="also write the tables (Markdown) to this file")
+    parser.add_argument("--only", nargs="+", choices=list(FACTORIES), metavar="NAME",
+                        help=f"time only these implementations (of {', '.join(FACTORIES)})")
     args = parser.parse_args(argv)
-    reference_step_check(factories={n: f for n, f in FACTORIES.items() if n not in NOT_TRAINING})
+    chosen = {n: f for n, f in FACTORIES.items() if args.only is None or n in args.only}
+    reference_step_check(factories={n: f for n, f in chosen.items() if n not in NOT_TRAINING})
     parts = [machine_description()]
     print(parts[0], flush=True)
     for dtype in args.dtype:
         for batch in args.batch:
-            factories = {n: partial(f, batch, dtype) for n, f in FACTORIES.items()}
+            factories = {n: partial(f, batch, dtype) for n, f in chosen.items()}
             samples = compare(factories, repeats=args.repeats, inner=default_inner(batch),
                               threads=args.threads)
             parts.append(f"## {dtype}, batch {batch}\n\n{table(samples)}")

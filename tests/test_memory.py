@@ -212,6 +212,25 @@ def test_lowering_writes_over_a_dying_input_only_when_safe() -> None:
     assert lower(sp.Piecewise((x0, x0 > 0), (0, True)), shapes, (4,)) is None
 
 
+def test_scalar_factors_fold_into_one_multiply() -> None:
+    """0.01 * (p - y) / B: the learning rate and the batch size scale once, not twice; an
+    array factor still multiplies on its own."""
+    x0, x1, x2, x3, x4 = arg(0), arg(1), arg(2), arg(3), arg(4)
+    shapes = {x0: (4, 3), x1: (4, 3), x2: (), x3: (4, 3), x4: ()}
+    ce_grad = lower(x4 * (sp.exp(x0) - x1) / x2, shapes, (4, 3))
+    assert [s.fn for s in ce_grad.steps] == ["np.exp", "np.subtract", "np.multiply"]
+    assert ce_grad.steps[-1].args[1] == ("expr", x4 / x2)
+    scaled = lower(3 * x0 * x3 / x2, shapes, (4, 3))
+    assert [s.fn for s in scaled.steps] == ["np.multiply", "np.multiply"]
+    assert lower(-x0 / x3, shapes, (4, 3)).steps[-1].fn == "np.negative"
+
+
+def test_relu_gradient_compares_against_the_zeros_buffer() -> None:
+    loss, inputs = mlp()
+    source = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2).source
+    assert "np.greater(h1, zeros0, out=" in source and "0.0" not in source.split("# backward")[1]
+
+
 def test_saved_module_runs_with_numpy_only(tmp_path) -> None:
     loss, inputs = mlp()
     prog = gc.compile([loss], inputs, optimizer=gc.Adam(0.01), optimize=2)

@@ -15,7 +15,7 @@ whether its output may overwrite one of its inputs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import sympy as sp
@@ -108,136 +108,159 @@ def _lower(expr: sp.Basic, shapes: Mapping[sp.Symbol, Shape], out_shape: Shape,
     ``OUT``, so that ``OUT`` is written only by the last step: what lets the output overwrite
     an input that the root reads (``d_h1 * (h1 > 0)`` into ``d_h1``'s buffer).
     """
-    steps: list[Step] = []
-    temps: list[str] = []
-
-    def shape_of(e: sp.Basic) -> Shape | None:
-        return broadcast_shapes(*(shapes[s] for s in e.free_symbols))
-
-    def operand(e: sp.Basic) -> Operand:
-        if isinstance(e, sp.Symbol):
-            return ("sym", e)
-        if not e.free_symbols or shape_of(e) != out_shape or _ufunc_of(e) is None:
-            return ("expr", e)
-        slot = f"T{len(temps)}"
-        temps.append(slot)
-        compute(e, slot)
-        return ("slot", slot)
-
-    def into(e: sp.Basic, slot: str) -> Operand:
-        """``e`` as an operand whose storage may be ``slot`` (the spine of the tree)."""
-        if isinstance(e, sp.Symbol) or not e.free_symbols or shape_of(e) != out_shape \
-                or _ufunc_of(e) is None:
-            return operand(e)
-        compute(e, slot)
-        return ("slot", slot)
-
-    def compute(e: sp.Basic, slot: str) -> None:
-        builder = _ufunc_of(e)
-        assert builder is not None
-        builder(e, slot, into, operand, steps.append)
-
     builder = _ufunc_of(expr)
     if builder is None:
         return None
-    builder(expr, OUT, into if root_in_place else lambda e, _slot: operand(e), operand,
-            steps.append)
-    return Lowering(tuple(steps), tuple(temps))
+    c = Context(shapes, out_shape)
+    builder(expr, OUT, c if root_in_place else Context(shapes, out_shape, c.steps, c.temps,
+                                                       spine=False))
+    return Lowering(tuple(c.steps), tuple(c.temps))
 
 
-Into = Callable[[sp.Basic, str], Operand]
-OperandOf = Callable[[sp.Basic], Operand]
-Emit = Callable[[Step], None]
-Builder = Callable[[sp.Basic, str, Into, OperandOf, Emit], None]
+@dataclass
+class Context:
+    """What a builder needs while it lowers one operation: where operands go, and the steps
+    and scratch slots made so far."""
+
+    shapes: Mapping[sp.Symbol, Shape]
+    out_shape: Shape
+    steps: list[Step] = field(default_factory=list)
+    temps: list[str] = field(default_factory=list)
+    #: False for the root of a lowering that must write ``OUT`` only in its last step.
+    spine: bool = True
+
+    def emit(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def is_scalar(self, e: sp.Basic) -> bool:
+        """A number, or an expression of 0-d arrays (the batch size, a learning rate)."""
+        return all(self.shapes[s] == () for s in e.free_symbols)
+
+    def full_size(self, e: sp.Basic) -> bool:
+        """Whether ``e`` is computed with ufuncs into an array of the output's shape."""
+        return (bool(e.free_symbols) and _ufunc_of(e) is not None
+                and broadcast_shapes(*(self.shapes[s] for s in e.free_symbols))
+                == self.out_shape)
+
+    def operand(self, e: sp.Basic) -> Operand:
+        """``e`` as an operand: a symbol, a plain expression, or a scratch slot computed now."""
+        if isinstance(e, sp.Symbol):
+            return ("sym", e)
+        if not self.full_size(e):
+            return ("expr", e)
+        slot = f"T{len(self.temps)}"
+        self.temps.append(slot)
+        self.compute(e, slot)
+        return ("slot", slot)
+
+    def into(self, e: sp.Basic, slot: str) -> Operand:
+        """``e`` as an operand whose storage may be ``slot`` (the spine of the tree)."""
+        if not self.spine:
+            self.spine = True  # only the root's own operands are kept off OUT
+            return self.operand(e)
+        if isinstance(e, sp.Symbol) or not self.full_size(e):
+            return self.operand(e)
+        self.compute(e, slot)
+        return ("slot", slot)
+
+    def compute(self, e: sp.Basic, slot: str) -> None:
+        builder = _ufunc_of(e)
+        assert builder is not None
+        builder(e, slot, self)
 
 
-def _fold(first: Operand, rest: list[tuple[str, Operand]], slot: str, emit: Emit) -> None:
+Builder = Callable[[sp.Basic, str, Context], None]
+
+
+def _fold(first: Operand, rest: list[tuple[str, Operand]], slot: str, c: Context) -> None:
     """``first (op) rest[0] (op) rest[1] ...`` accumulated in ``slot``; each rest entry names
     its ufunc, so that an Add can mix np.add and np.subtract."""
     acc = first
     for fn, b in rest:
-        emit(Step(fn, (acc, b), slot))
+        c.emit(Step(fn, (acc, b), slot))
         acc = ("slot", slot)
 
 
-def _add(e: sp.Add, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
+def _add(e: sp.Add, slot: str, c: Context) -> None:
     terms = sorted(e.args, key=_heavy_first)
     plus = [t for t in terms if not _negated(t)]
     minus = [-t for t in terms if _negated(t)]
     if not plus:  # -a - b: negate the first
-        emit(Step("np.negative", (into(minus[0], slot),), slot))
-        rest = [("np.subtract", operand(t)) for t in minus[1:]]
-        _fold(("slot", slot), rest, slot, emit)
+        c.emit(Step("np.negative", (c.into(minus[0], slot),), slot))
+        rest = [("np.subtract", c.operand(t)) for t in minus[1:]]
+        _fold(("slot", slot), rest, slot, c)
         return
-    first = into(plus[0], slot)
-    rest = [("np.add", operand(t)) for t in plus[1:]] + \
-           [("np.subtract", operand(t)) for t in minus]
-    _fold(first, rest, slot, emit)
+    first = c.into(plus[0], slot)
+    rest = [("np.add", c.operand(t)) for t in plus[1:]] + \
+           [("np.subtract", c.operand(t)) for t in minus]
+    _fold(first, rest, slot, c)
 
 
-def _mul(e: sp.Mul, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
-    coeff, factors = e.as_coeff_mul()
-    num = sorted((f for f in factors if not _reciprocal(f)), key=_heavy_first)
-    den = [f.base ** -f.exp for f in factors if _reciprocal(f)]
-    if num:
-        first = into(num[0], slot)
-        rest = [("np.multiply", operand(f)) for f in num[1:]]
-    else:
-        first = ("expr", coeff)
-        coeff = sp.Integer(1)
-        rest = []
-    rest += [("np.divide", operand(f)) for f in den]
-    if coeff == -1:
-        _fold(first, rest, slot, emit)
-        emit(Step("np.negative", (("slot", slot) if rest else first,), slot))
+def _mul(e: sp.Mul, slot: str, c: Context) -> None:
+    """Array factors multiply (or divide) into the accumulator one by one; the scalar ones
+    (numbers, the batch size, a learning rate) fold into one factor applied last, so that
+    ``0.01*(p - y)/B`` costs one pass for its scale, not two."""
+    arrays = [f for f in e.args if not c.is_scalar(f)] or list(e.args)
+    scale = sp.Mul(*(f for f in e.args if f not in arrays))
+    num = sorted((f for f in arrays if not _reciprocal(f)), key=_heavy_first)
+    den = [f.base ** -f.exp for f in arrays if _reciprocal(f)]
+    if not num:  # 1/x: the scale (or 1) is the numerator
+        num, scale = [scale], sp.Integer(1)
+    first = c.into(num[0], slot)
+    rest = [("np.multiply", c.operand(f)) for f in num[1:]]
+    rest += [("np.divide", c.operand(f)) for f in den]
+    if scale == -1:
+        _fold(first, rest, slot, c)
+        c.emit(Step("np.negative", (("slot", slot) if rest else first,), slot))
         return
-    if coeff != 1:
-        rest.append(("np.multiply", ("expr", coeff)))
+    if scale != 1:
+        rest.append(("np.multiply", ("expr", scale)))
     if not rest:  # a lone factor: copy it through a no-op ufunc
         rest.append(("np.multiply", ("expr", sp.Integer(1))))
-    _fold(first, rest, slot, emit)
+    _fold(first, rest, slot, c)
 
 
-def _pow(e: sp.Pow, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
+def _pow(e: sp.Pow, slot: str, c: Context) -> None:
     base, exp = e.args
     if exp == 2:
-        emit(Step("np.square", (into(base, slot),), slot))
+        c.emit(Step("np.square", (c.into(base, slot),), slot))
     elif exp == sp.S.Half:
-        emit(Step("np.sqrt", (into(base, slot),), slot))
+        c.emit(Step("np.sqrt", (c.into(base, slot),), slot))
     elif exp.is_number and exp < 0:
-        emit(Step("np.divide", (("expr", sp.Integer(1)), into(base ** -exp, slot)), slot))
+        c.emit(Step("np.divide", (("expr", sp.Integer(1)), c.into(base ** -exp, slot)), slot))
     else:
-        emit(Step("np.power", (into(base, slot), operand(exp)), slot))
+        c.emit(Step("np.power", (c.into(base, slot), c.operand(exp)), slot))
 
 
-def _unary(e: sp.Function, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
-    emit(Step(UNARY[type(e)], (into(e.args[0], slot),), slot))
+def _unary(e: sp.Function, slot: str, c: Context) -> None:
+    c.emit(Step(UNARY[type(e)], (c.into(e.args[0], slot),), slot))
 
 
-def _extremum(e: sp.Basic, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
+def _extremum(e: sp.Basic, slot: str, c: Context) -> None:
     fn = "np.maximum" if isinstance(e, sp.Max) else "np.minimum"
     args = sorted(e.args, key=_heavy_first)
-    _fold(into(args[0], slot), [(fn, operand(a)) for a in args[1:]], slot, emit)
+    _fold(c.into(args[0], slot), [(fn, c.operand(a)) for a in args[1:]], slot, c)
 
 
-def _relu(e: sp.Function, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
-    emit(Step("np.maximum", (into(e.args[0], slot), ("slot", ZEROS)), slot))
+def _relu(e: sp.Function, slot: str, c: Context) -> None:
+    c.emit(Step("np.maximum", (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
 
 
-def _step(e: sp.Function, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
-    emit(Step("np.greater", (into(e.args[0], slot), ("expr", sp.Float(0.0))), slot))
+def _step(e: sp.Function, slot: str, c: Context) -> None:
+    """relu' as ``x > zeros``: like relu, faster against an array than against 0.0."""
+    c.emit(Step("np.greater", (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
 
 
-def _sigmoid(e: sp.Function, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
+def _sigmoid(e: sp.Function, slot: str, c: Context) -> None:
     """0.5 * (1 + tanh(0.5 x)), as the module's sigmoid helper computes it."""
-    emit(Step("np.multiply", (into(e.args[0], slot), ("expr", sp.Float(0.5))), slot))
+    c.emit(Step("np.multiply", (c.into(e.args[0], slot), ("expr", sp.Float(0.5))), slot))
     for fn, k in (("np.tanh", None), ("np.add", 1.0), ("np.multiply", 0.5)):
         args = (("slot", slot),) if k is None else (("slot", slot), ("expr", sp.Float(k)))
-        emit(Step(fn, args, slot))
+        c.emit(Step(fn, args, slot))
 
 
-def _relation(e: sp.Basic, slot: str, into: Into, operand: OperandOf, emit: Emit) -> None:
-    emit(Step(RELATIONS[e.rel_op], (into(e.lhs, slot), operand(e.rhs)), slot))
+def _relation(e: sp.Basic, slot: str, c: Context) -> None:
+    c.emit(Step(RELATIONS[e.rel_op], (c.into(e.lhs, slot), c.operand(e.rhs)), slot))
 
 
 def _ufunc_of(e: sp.Basic) -> Builder | None:
