@@ -29,7 +29,9 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss: its
     gradients with respect to every parameter it depends on are derived and the optimizer's
     update is compiled into the same step, which updates the parameters in place.
-    ``optimize`` (0, 1, 2) picks how many passes run; ``passes=[...]`` names them exactly.
+    ``optimize`` (0, 1, 2, 3) picks how many passes run: 0 none, 1 stabilize and cse, 2 adds
+    fuse, simplify and memory, 3 adds gemm (large SGD updates folded into their gradient
+    products, one BLAS call each); ``passes=[...]`` names them exactly.
     ``training`` (default: whether an optimizer is given) switches on training-only ops such
     as dropout. ``check_numerics`` makes the code check every node's output and raise a
     NumericsError naming the first node that produced NaN or Inf; off, it costs nothing.

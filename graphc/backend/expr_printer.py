@@ -11,6 +11,8 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
+from graphc.backend import blas
+
 
 class NumPyExprPrinter(StrPrinter):
     """``g * (1 - t**2)``, ``np.exp(x)``, ``np.where(x > 0, 1.0, 0.1)``."""
@@ -126,8 +128,9 @@ PRINTABLE = set(UFUNCS) | {"exp", "log", "tanh", "Abs", "sign", "Max", "Min", "H
                            "Piecewise", "step", "relu", "sigmoid", "softplus", "leaky_relu",
                            "leaky_slope", "elu", "elu_slope"}
 
-#: Functions the generated module defines for itself, where NumPy has no ufunc.
+#: Functions the generated module defines for itself, where NumPy has no ufunc or call.
 HELPERS = {
+    "gemm": blas.SOURCE,
     "sigmoid": (
         "def sigmoid(x):\n"
         '    """1 / (1 + exp(-x)), written with tanh so that it never overflows."""\n'

@@ -16,7 +16,8 @@ from graphc.backend.expr_printer import HELPERS
 #: Names the generated module itself defines or uses: its function, NumPy, its helpers and
 #: private tables, and Python's builtins.
 MODULE_NAMES = {"np", "main", "numpy", "_main", "_allocate", "_buffer", "_buffers",
-                "_check_finite", "_NODES", "_saved"}
+                "_check_finite", "_NODES", "_saved", "_gemm", "_layout", "_GEMM",
+                "_numpy_gemm"}
 RESERVED = MODULE_NAMES | set(HELPERS) | set(dir(builtins))
 
 _WORDS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",

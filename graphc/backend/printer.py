@@ -83,7 +83,7 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
     for node in schedule:
         if node.id in names:
             continue
-        if node.op.name == "assign":
+        if node.op.name in ("assign", "gemm_update"):  # the updated target keeps its name
             names[node.id] = names[node.inputs[0].id]
             continue
         wanted = display_name(node, users.get(node.id, []))

@@ -67,9 +67,9 @@ class Program:
 
     def check_feeds(self, feeds: dict[str, Any]) -> list[np.ndarray]:
         """Feeds as arrays in argument order; a FeedError names any input that is wrong."""
-        missing = [n for n in self._by_name if n not in feeds]
-        extra = [k for k in feeds if k not in self._by_name]
-        if missing or extra:
+        if feeds.keys() != self._by_name.keys():
+            missing = [n for n in self._by_name if n not in feeds]
+            extra = [k for k in feeds if k not in self._by_name]
             parts = []
             if missing:
                 parts.append(f"missing input(s) {missing}")
@@ -200,6 +200,9 @@ def _bytes(size: int | None) -> str:
 def _check_labels(name: str, labels: np.ndarray, classes: int) -> None:
     """Class labels must lie in 0..classes-1: NumPy would wrap -1 around silently."""
     if labels.size == 0:
+        return
+    # one reduction on the common path: seen unsigned, a negative label is a huge one
+    if labels.view(f"u{labels.itemsize}").max() < classes:
         return
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:

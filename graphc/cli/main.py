@@ -144,7 +144,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("emit", help="write the NumPy code graphc generates for an example")
     e.add_argument("example")
     e.add_argument("-o", "--output")
-    e.add_argument("-O", "--optimize", type=int, default=2)
+    e.add_argument("-O", "--optimize", type=int, default=2, choices=(0, 1, 2, 3),
+                   help="0: one statement per node, 1: stabilize and cse, 2: fused, in-place "
+                        "buffers (default), 3: also SGD updates folded into BLAS gemm calls")
     e.add_argument("--stage", help="print the code after this pass (source = no pass)")
     e.set_defaults(run=cmd_emit)
     r = sub.add_parser("render", help="draw an example's graph with values and gradients")

@@ -69,3 +69,45 @@ def assign(target: Node, value: Node, mode: str = "=") -> Node:
     return make("assign", (target, value), expr=arg(0), mode=mode)
 
 
+
+
+class GemmUpdate(Op):
+    """``target += alpha * (a @ b)`` in place, in one BLAS gemm call with beta=1.
+
+    What the gemm pass makes of an SGD update ``W -= x.T @ g`` (alpha = -1): np.matmul cannot
+    add into W, gemm can, so the weight gradient never exists as an array of its own. The
+    node's value is the updated target, as for ``assign``.
+    """
+
+    name = "gemm_update"
+    differentiable = False
+
+    def label(self, node):
+        return f"{'-' if node.attrs['alpha'] < 0 else '+'}= @ (gemm)"
+
+    def infer(self, inputs, attrs):
+        target, a, b = inputs
+        if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]
+                or (a.shape[0], b.shape[1]) != target.shape):
+            raise ShapeError(f"gemm_update needs matrices whose product fits {target.name} of "
+                             f"shape {format_shape(target.shape)}, got "
+                             f"{format_shape(a.shape)} @ {format_shape(b.shape)}")
+        return target.shape, target.dtype
+
+    def evaluate(self, node, args):
+        target, a, b = args
+        return (target + node.attrs["alpha"] * (a @ b)).astype(node.dtype)
+
+    def emit(self, node, args, e):
+        target, a, b = args
+        e.helpers.add("gemm")
+        alpha = node.attrs["alpha"]
+        scale = "" if abs(alpha) == 1 else f"{abs(alpha)!r} * "
+        return [f"# {target} {'-' if alpha < 0 else '+'}= {scale}{a} @ {b}, in one BLAS call "
+                "that adds the product into it",
+                f"_gemm({a}, {b}, {target}, alpha={alpha!r}, beta=1.0)"]
+
+
+def gemm_update(target: Node, a: Node, b: Node, alpha: float) -> Node:
+    """``target += alpha * (a @ b)`` in place, by BLAS gemm."""
+    return make("gemm_update", (target, a, b), alpha=float(alpha))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from graphc.passes.cse import cse
 from graphc.passes.fuse import fuse_elementwise
+from graphc.passes.gemm import gemm
 from graphc.passes.graph import Graph
 from graphc.passes.memory import memory
 from graphc.passes.simplify import simplify
@@ -21,6 +22,7 @@ PASSES: dict[str, Pass] = {
     "cse": cse,
     "fuse": fuse_elementwise,
     "simplify": simplify,
+    "gemm": gemm,
     "memory": memory,
 }
 
@@ -28,6 +30,7 @@ LEVELS: dict[int, tuple[str, ...]] = {
     0: (),
     1: ("stabilize", "cse"),
     2: ("stabilize", "cse", "fuse", "simplify", "memory"),
+    3: ("stabilize", "cse", "fuse", "simplify", "gemm", "memory"),
 }
 
 
