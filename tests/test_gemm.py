@@ -10,7 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import labels_for
+from helpers import examples, labels_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.backend import blas
@@ -178,3 +180,44 @@ def test_saved_optimize_3_module_runs_with_numpy_only(fold_every_size, tmp_path)
     loss_value, w1_sum = (float(v) for v in done.stdout.split())
     assert loss_value == pytest.approx(float(prog(x=xv, labels=lv)[0]), rel=1e-12)
     assert w1_sum == pytest.approx(float(prog.params["W1"].sum()), rel=1e-12)
+
+
+@settings(max_examples=examples(25), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(widths=st.lists(st.integers(1, 5), min_size=1, max_size=3), batch=st.integers(1, 4),
+       lr=st.sampled_from([0.5, 0.01]), fold_lr=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_networks_train_alike_with_and_without_gemm(widths, batch, lr, fold_lr, seed):
+    """SGD steps of random dense networks: optimize=3 with every update folded (MIN_SIZE 1)
+    against plain statements (optimize=0), loss and parameters to 1e-10."""
+    rng = np.random.default_rng(seed)
+    features, classes = 3, widths[-1] + 1
+    xs = [rng.uniform(-1, 1, (batch, features)) for _ in range(3)]
+    ys = [labels_for(rng, batch, classes) for _ in range(3)]
+
+    def build(passes):
+        x = gc.input("x", ("batch", features))
+        labels = gc.input("labels", ("batch",), dtype="int64")
+        h, fan_in, layers = x, features, [*widths, classes]
+        for k, width in enumerate(layers):
+            h = h @ gc.param(f"W{k}", (fan_in, width), init=np.random.default_rng(k).uniform(
+                -1, 1, (fan_in, width)))
+            h = gc.tanh(h) if k < len(layers) - 1 else h
+            fan_in = width
+        loss = gc.softmax_cross_entropy(h, labels)
+        return gc.compile([loss], [x, labels], optimizer=gc.SGD(lr), passes=passes,
+                          fold_lr=fold_lr)
+
+    saved = gemm_pass.MIN_SIZE
+    gemm_pass.MIN_SIZE = 1
+    try:
+        folded = build(["stabilize", "cse", "fuse", "simplify", "gemm", "memory"])
+    finally:
+        gemm_pass.MIN_SIZE = saved
+    plain = build([])
+    assert gemm_calls(folded.source) == len(widths) + 1
+    for xv, yv in zip(xs, ys):
+        np.testing.assert_allclose(folded(x=xv, labels=yv)[0], plain(x=xv, labels=yv)[0],
+                                   rtol=1e-10)
+    for name, value in plain.params.items():
+        np.testing.assert_allclose(folded.params[name], value, rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
