@@ -71,14 +71,17 @@ class MemoryPlan:
 
     buffers: list[Buffer] = field(default_factory=list)
     placements: dict[int, Placement] = field(default_factory=dict)
+    #: The index of each constant buffer in ``buffers`` (a dict: deep networks ask often).
+    constants: dict[Buffer, int] = field(default_factory=dict)
 
     def constant(self, shape: Shape, dtype: np.dtype, fill: int) -> int:
         """The read-only buffer of this shape and dtype filled with ``fill``, made on first
         request."""
         wanted = Buffer(shape, dtype, fill)
-        if wanted not in self.buffers:
+        if wanted not in self.constants:
+            self.constants[wanted] = len(self.buffers)
             self.buffers.append(wanted)
-        return self.buffers.index(wanted)
+        return self.constants[wanted]
 
     def peak_bytes(self, dims: Mapping[str, int]) -> int:
         """Bytes of all buffers: they are all allocated at once and kept between calls."""
