@@ -1,8 +1,9 @@
 """graphc's generated training step on the workload of `benchmarks.mlp_baselines`.
 
 ``make_graphc`` compiles the MLP 784-256-256-10 (ReLU, softmax cross-entropy, SGD lr 0.01) at
-optimize=2 (planned buffers, in-place ufuncs); ``make_graphc_O1`` at optimize=1 (one plain
-NumPy statement per node), so the table shows what the memory pass buys. Both start from
+optimize=2 (planned buffers, in-place ufuncs); ``make_graphc_O3`` at optimize=3 (updates of
+the large weights folded into their gradient products by BLAS gemm); ``make_graphc_O1`` at
+optimize=1 (one plain NumPy statement per node), so the table shows what each level buys. Both start from
 `make_problem`'s parameters and minibatch, so `reference_step_check` can check them against the
 baselines.
 
@@ -72,7 +73,7 @@ def make_graphc_O1(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:
     return _make(batch, dtype, seed, optimize=1)
 
 
-#: Every implementation timed in the same run: graphc's two levels beside each baseline
+#: Every implementation timed in the same run: graphc's three levels beside each baseline
 #: (those whose package is missing are skipped, and the table says so).
 FACTORIES = {"graphc": make_graphc, "graphc_O3": make_graphc_O3, "graphc_O1": make_graphc_O1,
              **IMPLEMENTATIONS}
