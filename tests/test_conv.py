@@ -305,3 +305,48 @@ def test_dropout_counter_is_saved_with_the_program(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     np.testing.assert_array_equal(module.main(ones)[0], want)
+
+
+def test_a_training_step_copies_each_conv_input_into_columns_once():
+    """conv2d and its filter gradient read one im2col node (the cse pass), and the step still
+    equals the interpreter's; a forward-only program keeps conv2d's own layout."""
+    x = gc.input("x", ("batch", 2, 9, 9))
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    K1 = gc.param("K1", (3, 2, 3, 3), seed=1)
+    K2 = gc.param("K2", (4, 3, 2, 2), seed=2)
+    h = gc.relu(gc.conv2d(gc.relu(gc.conv2d(x, K1, stride=2, padding=1)), K2, padding=1))
+    loss = gc.softmax_cross_entropy(gc.sum(h, axis=(2, 3)), labels)
+    xv, yv = RNG.standard_normal((3, 2, 9, 9)), RNG.integers(0, 4, 3)
+    grads = gc.evaluate(gc.grad(loss, [K1, K2]), {x: xv, labels: yv})
+    want = [p.value - 0.1 * g for p, g in zip([K1, K2], grads)]
+    for optimize in (1, 2):
+        step = gc.compile([loss], [x, labels], optimizer=gc.SGD(0.1), optimize=optimize)
+        ops = [n.op.name for n in step.stages[-1].graph.nodes()]
+        assert ops.count("im2col") == 2 and ops.count("conv2d_grad_weight") == 2
+        assert step.source.count("sliding_window_view") == 2
+    step(x=xv, labels=yv)  # the optimize=2 step
+    for p, expected in zip([K1, K2], want):
+        np.testing.assert_allclose(p.value, expected, rtol=1e-12, atol=1e-12)
+    forward = gc.compile([h], [x])
+    assert "im2col" not in [n.op.name for n in forward.stages[-1].graph.nodes()]
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), ((1, 2), (2, 0))])
+def test_im2col_code_equals_its_reference(stride, padding):
+    """The im2col op's generated layout against its loop-by-loop evaluate, and columns
+    times filters against conv2d."""
+    from graphc.ops.registry import make
+
+    x = gc.input("x", ("batch", 2, 7, 6))
+    w = gc.param("w", (3, 2, 3, 2), seed=4)
+    kernel = (3, 2)
+    stride_pair = stride if isinstance(stride, tuple) else (stride, stride)
+    padding_pair = padding if isinstance(padding, tuple) else (padding, padding)
+    cols = make("im2col", (x,), kernel=kernel, stride=stride_pair, padding=padding_pair)
+    out = gc.conv2d(x, w, stride=stride, padding=padding)
+    xv = RNG.standard_normal((2, 2, 7, 6))
+    got_cols, got_out = gc.compile([cols, out], [x])(x=xv)
+    want_cols, want_out = gc.evaluate([cols, out], {x: xv})
+    np.testing.assert_array_equal(got_cols, want_cols)
+    products = (w.value.reshape(3, -1) @ want_cols).reshape(want_out.shape)
+    np.testing.assert_allclose(products, want_out, rtol=1e-12, atol=1e-12)

@@ -94,14 +94,15 @@ def _tmp_after(e: Emitter, arg: str, suffix: str) -> str:
 
 
 def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair, out: Pair,
-                 e: Emitter) -> tuple[list[str], str]:
-    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns;
-    returns them and the columns' variable."""
+                 e: Emitter, cols: str | None = None) -> tuple[list[str], str]:
+    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns in
+    the variable ``cols`` (by default a new one named after x); returns them and the
+    variable."""
     lines, src = [], x
     if padding != (0, 0):
         src = _tmp_after(e, x, "padded")
         lines.append(f"{src} = {_pad_code(x, padding)}")
-    cols = _tmp_after(e, x, "cols")
+    cols = cols or _tmp_after(e, x, "cols")
     strided = "" if stride == (1, 1) else f"[:, :, ::{stride[0]}, ::{stride[1]}]"
     n, c = e.dim(node_x.shape[0]), node_x.shape[1]
     lines += [f"{cols} = np.lib.stride_tricks.sliding_window_view({src}, {kernel}, "
@@ -150,7 +151,7 @@ class Conv2d(Op):
     fresh = True
 
     def infer(self, inputs, attrs):
-        x, w, *bias = inputs
+        x, w, *bias = _without_columns(inputs, attrs)
         size = _image_size(x, "an input")
         if w.ndim != 4 or not all(isinstance(d, int) for d in w.shape):
             raise ShapeError(f"needs filters of shape (out_channels, in_channels, kh, kw), got "
@@ -162,10 +163,10 @@ class Conv2d(Op):
             raise ShapeError(f"the bias must have shape ({w.shape[0]},), one entry per filter, "
                              f"got {format_shape(bias[0].shape)}")
         out = _output_size(size, w.shape[2:], attrs["stride"], attrs["padding"])
-        return (x.shape[0], w.shape[0]) + out, float_dtype(*inputs)
+        return (x.shape[0], w.shape[0]) + out, float_dtype(x, w, *bias)
 
     def evaluate(self, node, args):
-        x, w, *bias = args
+        x, w, *bias = _without_columns(args, node.attrs)  # the oracle lays out its own
         xp = _pad(x, node.attrs["padding"])
         out = np.zeros((x.shape[0],) + node.shape[1:], dtype=node.dtype)
         for i, j, window in _windows(node.shape[2:], w.shape[2:], node.attrs["stride"]):
@@ -178,8 +179,12 @@ class Conv2d(Op):
         x, w = node.inputs[:2]
         o, c, kh, kw = w.shape
         out = node.shape[2:]
-        lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
-                                   node.attrs["padding"], out, e)
+        if node.attrs.get("columns"):
+            lines, cols = [], args[-1]
+        else:
+            lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
+                                       node.attrs["padding"], out, e)
+        args = _without_columns(args, node.attrs)
         bias = f" + {args[2]}[:, None, None]" if len(args) == 3 else ""
         n, (oh, ow) = e.dim(node.shape[0]), out
         lines.append(f"{e.target(node)} = ({args[1]}.reshape({o}, {c * kh * kw}) @ {cols})"
@@ -189,11 +194,12 @@ class Conv2d(Op):
     def vjp(self, node, g):
         from graphc.ops.reduce import reduce_sum
 
-        x, w, *bias = node.inputs
+        x, w, *bias = _without_columns(node.inputs, node.attrs)
         stride, padding = node.attrs["stride"], node.attrs["padding"]
         grads = [conv2d_grad_input(g, w, stride, padding, x.shape[2:]),
                  conv2d_grad_weight(g, x, w.shape[2:], stride, padding)]
-        return grads + [reduce_sum(g, (0, 2, 3)) for _ in bias]
+        return grads + [reduce_sum(g, (0, 2, 3)) for _ in bias] + \
+            [None] * bool(node.attrs.get("columns"))
 
 
 class Conv2dGradInput(Op):
@@ -259,11 +265,11 @@ class Conv2dGradWeight(Op):
         return "conv2d dw"
 
     def infer(self, inputs, attrs):
-        g, x = inputs
+        g, x = _without_columns(inputs, attrs)
         return (g.shape[1], x.shape[1]) + attrs["kernel"], float_dtype(g, x)
 
     def evaluate(self, node, args):
-        g, x = args
+        g, x = _without_columns(args, node.attrs)
         xp = _pad(x, node.attrs["padding"])
         dw = np.zeros(node.shape, dtype=node.dtype)
         for i, j, window in _windows(g.shape[2:], node.attrs["kernel"], node.attrs["stride"]):
@@ -271,22 +277,84 @@ class Conv2dGradWeight(Op):
         return dw
 
     def emit(self, node, args, e):
-        g, x = node.inputs
+        g, x = node.inputs[:2]
         o, c, kh, kw = node.shape
         out = g.shape[2:]
-        lines, cols = _im2col_code(args[1], x, (kh, kw), node.attrs["stride"],
-                                   node.attrs["padding"], out, e)
+        if node.attrs.get("columns"):
+            lines, cols = [], args[2]
+        else:
+            lines, cols = _im2col_code(args[1], x, (kh, kw), node.attrs["stride"],
+                                       node.attrs["padding"], out, e)
         lines.append(f"{e.target(node)} = ({args[0]}.reshape({e.dim(g.shape[0])}, {o}, "
                      f"{out[0] * out[1]}) @ {cols}.transpose(0, 2, 1)).sum(axis=0)"
                      f".reshape({o}, {c}, {kh}, {kw})")
         return lines
 
     def vjp(self, node, h):
-        g, x = node.inputs
+        g, x = node.inputs[:2]
         stride, padding = node.attrs["stride"], node.attrs["padding"]
         # <h, dw(g, x)> = <conv2d(x, h), g>: differentiate that instead
         return [conv2d(x, h, stride=stride, padding=padding),
-                conv2d_grad_input(g, h, stride, padding, x.shape[2:])]
+                conv2d_grad_input(g, h, stride, padding, x.shape[2:])] + \
+            [None] * bool(node.attrs.get("columns"))
+
+
+class Im2Col(Op):
+    """The windows of NCHW ``x`` laid out as columns, (batch, C * kh * kw, OH * OW): what a
+    conv2d multiplies by its filters, and what its filter gradient multiplies by the output's
+    gradient. Each of those ops lays the columns out for itself; where both read the same
+    input, the cse pass makes the columns a node of their own that both read
+    (``sharing_columns``), so a training step copies the windows once, not twice."""
+
+    name = "im2col"
+    fresh = True
+    differentiable = False
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        (kh, kw), out = attrs["kernel"], _output_size(
+            _image_size(x, "an input"), attrs["kernel"], attrs["stride"], attrs["padding"])
+        return (x.shape[0], x.shape[1] * kh * kw, out[0] * out[1]), x.dtype
+
+    def evaluate(self, node, args):
+        (x,) = args
+        out = _output_size(x.shape[2:], node.attrs["kernel"], node.attrs["stride"],
+                           node.attrs["padding"])
+        xp, cols = _pad(x, node.attrs["padding"]), np.empty(
+            (x.shape[0],) + node.shape[1:], dtype=node.dtype)
+        for i, j, window in _windows(out, node.attrs["kernel"], node.attrs["stride"]):
+            cols[:, :, i * out[1] + j] = xp[window].reshape(x.shape[0], -1)
+        return cols
+
+    def emit(self, node, args, e):
+        x, a = node.inputs[0], node.attrs
+        out = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
+        return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], out, e,
+                            cols=e.target(node))[0]
+
+
+def _without_columns(inputs, attrs):
+    """The inputs of a conv2d or conv2d_grad_weight without the shared columns, if it reads
+    them (``attrs["columns"]``): its own inputs, as declared."""
+    return inputs[:-1] if attrs.get("columns") else inputs
+
+
+def sharing_columns(node: Node) -> Node:
+    """A conv2d or conv2d_grad_weight reading the columns of its input, ``im2col(x)``, as a
+    last input instead of laying them out itself."""
+    cols = make("im2col", (columns_input(node),), kernel=columns_kernel(node),
+                stride=node.attrs["stride"], padding=node.attrs["padding"])
+    return make(node.op.name, node.inputs + (cols,), **node.attrs, columns=True)
+
+
+def columns_input(node: Node) -> Node:
+    """The input whose windows a conv2d or conv2d_grad_weight lays out as columns."""
+    return node.inputs[0] if node.op.name == "conv2d" else node.inputs[1]
+
+
+def columns_kernel(node: Node) -> Pair:
+    """The (kh, kw) window of a conv2d or conv2d_grad_weight."""
+    return tuple(node.inputs[1].shape[2:] if node.op.name == "conv2d" else node.attrs["kernel"])
 
 
 def conv2d(x: Node, w: Node, b: Node | None = None, stride: int | Pair = 1,
