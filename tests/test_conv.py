@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.compiler import _schedule
+from graphc.passes.memory import plan_memory
 
 RNG = np.random.default_rng(20240)
 
@@ -350,3 +352,52 @@ def test_im2col_code_equals_its_reference(stride, padding):
     np.testing.assert_array_equal(got_cols, want_cols)
     products = (w.value.reshape(3, -1) @ want_cols).reshape(want_out.shape)
     np.testing.assert_allclose(products, want_out, rtol=1e-12, atol=1e-12)
+
+
+def check_planned(outs: list[gc.Node], feeds: dict[gc.Node, np.ndarray]) -> None:
+    """One scalar that reads every node of ``outs`` (random weights r_k): at optimize=2 the
+    nodes are intermediates, so the memory plan gives them buffers (their ``emit_placed``
+    code), over two calls and two batch sizes; it must equal the interpreter."""
+    total = None
+    for k, out in enumerate(outs):
+        r = gc.input(f"r{k}", out.shape)
+        feeds[r] = RNG.standard_normal(feeds_shape(out, feeds))
+        total = gc.sum(out * r) if total is None else total + gc.sum(out * r)
+    prog = gc.compile([total], list(feeds))
+    final = prog.stages[-1].graph
+    plan = plan_memory(_schedule(final), final.outputs)
+    placeable = [n for n in final.nodes() if n.op.scratch(n) is not None]
+    assert placeable and all(n.id in plan.placements for n in placeable)
+    assert "np.zeros(" not in prog.source.split("def main")[1]
+    for scale in (1, 2):  # a second call, then another batch size, reuse the buffers
+        batch_feeds = {n: np.concatenate([v] * scale) if "batch" in n.shape[:1] else v
+                       for n, v in feeds.items()}
+        for _ in range(2):
+            got = prog(**{n.name: v for n, v in batch_feeds.items()})[0]
+        want = gc.evaluate([total], batch_feeds)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, padding, bias, kernel", CONV_CASES)
+def test_planned_conv_code_equals_the_interpreter(stride, padding, bias, kernel):
+    x = gc.input("x", ("batch", 3, 7, 6))
+    w = gc.input("w", (4, 3) + kernel)
+    b = gc.input("b", (4,)) if bias else None
+    feeds = {x: RNG.standard_normal((2, 3, 7, 6)), w: RNG.standard_normal((4, 3) + kernel)}
+    if bias:
+        feeds[b] = RNG.standard_normal(4)
+    y = gc.conv2d(x, w, b, stride=stride, padding=padding)
+    r = gc.input("ry", y.shape)
+    feeds[r] = RNG.standard_normal(feeds_shape(y, feeds))
+    check_planned([gc.tanh(y), *gc.grad(gc.sum(y * r), [x, w])], feeds)
+
+
+@pytest.mark.parametrize("pool", [gc.max_pool2d, gc.avg_pool2d])
+@pytest.mark.parametrize("kernel, stride, size", POOL_CASES)
+def test_planned_pool_code_equals_the_interpreter(pool, kernel, stride, size):
+    x = gc.input("x", ("batch", 2) + size)
+    feeds = {x: np.round(RNG.standard_normal((2, 2) + size), 1)}  # ties, too
+    y = pool(x, kernel, stride)
+    r = gc.input("ry", y.shape)
+    feeds[r] = RNG.standard_normal(feeds_shape(y, feeds))
+    check_planned([gc.tanh(y), *gc.grad(gc.sum(y * r), [x])], feeds)

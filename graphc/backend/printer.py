@@ -193,7 +193,8 @@ def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
     before = set(e.used_dims)
     e.used_dims = set()
     rows = [f"        np.{FILLS[b.fill]}({e.shape(b.shape)}, "
-            f"np.{b.dtype.name}),  # {name}" for name, b in zip(buffers, plan.buffers)]
+            f"np.{'bool_' if b.dtype == bool else b.dtype.name}),  # {name}"
+            for name, b in zip(buffers, plan.buffers)]
     dims = frozenset(e.used_dims)
     e.used_dims |= before
     params = ", ".join(e.dims[d] for d in e.dims if d in dims)
@@ -239,6 +240,8 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
     or the ufunc steps of an elementwise expression, or of an in-place update."""
     out = None if placement.out is None else buffers[placement.out]
+    if node.op.scratch(node) is not None:
+        return node.op.emit_placed(node, args, out, [buffers[k] for k in placement.temps], e)
     if node.op.name == "sum":  # a batch sum as a product with ones: BLAS beats np.sum
         return [f"{e.target(node)} = np.matmul({buffers[placement.constant]}, {args[0]}, "
                 f"out={out})"]

@@ -93,22 +93,37 @@ def _tmp_after(e: Emitter, arg: str, suffix: str) -> str:
     return e.tmp(f"{arg}_{suffix}" if arg.isidentifier() else suffix)
 
 
-def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair, out: Pair,
-                 e: Emitter, cols: str | None = None) -> tuple[list[str], str]:
-    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns in
-    the variable ``cols`` (by default a new one named after x); returns them and the
-    variable."""
+def _windows_code(x: str, kernel: Pair, stride: Pair, padding: Pair,
+                  e: Emitter) -> tuple[list[str], str]:
+    """Statements making ``windows``, a strided view (batch, C, OH, OW, kh, kw) of the
+    (padded) input: returns them and the view's variable."""
     lines, src = [], x
     if padding != (0, 0):
         src = _tmp_after(e, x, "padded")
         lines.append(f"{src} = {_pad_code(x, padding)}")
-    cols = cols or _tmp_after(e, x, "cols")
+    windows = _tmp_after(e, x, "windows")
     strided = "" if stride == (1, 1) else f"[:, :, ::{stride[0]}, ::{stride[1]}]"
+    lines.append(f"{windows} = np.lib.stride_tricks.sliding_window_view({src}, {kernel}, "
+                 f"axis=(2, 3)){strided}")
+    return lines, windows
+
+
+def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair, out: Pair,
+                 e: Emitter, cols: str | None = None, into: str | None = None) -> \
+        tuple[list[str], str]:
+    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns in
+    the variable ``cols`` (by default a new one named after x), copied into the buffer
+    ``into`` where one is given; returns them and the variable."""
+    lines, windows = _windows_code(x, kernel, stride, padding, e)
     n, c = e.dim(node_x.shape[0]), node_x.shape[1]
-    lines += [f"{cols} = np.lib.stride_tricks.sliding_window_view({src}, {kernel}, "
-              f"axis=(2, 3)){strided}",
-              f"{cols} = {cols}.transpose(0, 1, 4, 5, 2, 3).reshape({n}, "
-              f"{c * kernel[0] * kernel[1]}, {out[0] * out[1]})"]
+    cols = cols or _tmp_after(e, x, "cols")
+    layout = f"{windows}.transpose(0, 1, 4, 5, 2, 3)"
+    if into is None:
+        lines.append(f"{cols} = {layout}.reshape({n}, {c * kernel[0] * kernel[1]}, "
+                     f"{out[0] * out[1]})")
+    else:
+        lines += [f"np.copyto({into}.reshape({n}, {c}, {kernel[0]}, {kernel[1]}, {out[0]}, "
+                  f"{out[1]}), {layout})", f"{cols} = {into}"]
     return lines, cols
 
 
@@ -191,6 +206,29 @@ class Conv2d(Op):
                      f".reshape({n}, {o}, {oh}, {ow}){bias}")
         return lines
 
+    def scratch(self, node):
+        x, w = node.inputs[:2]
+        if node.attrs.get("columns"):
+            return ()
+        return (((x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
+                  node.shape[2] * node.shape[3]), x.dtype),)
+
+    def emit_placed(self, node, args, out, scratch, e):
+        x, w = node.inputs[:2]
+        o, c, kh, kw = w.shape
+        n, (oh, ow) = e.dim(node.shape[0]), node.shape[2:]
+        if node.attrs.get("columns"):
+            lines, cols = [], args[-1]
+        else:
+            lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
+                                       node.attrs["padding"], (oh, ow), e, into=scratch[0])
+        args = _without_columns(args, node.attrs)
+        lines.append(f"np.matmul({args[1]}.reshape({o}, {c * kh * kw}), {cols}, "
+                     f"out={out}.reshape({n}, {o}, {oh * ow}))")
+        if len(args) == 3:
+            lines.append(f"{out} += {args[2]}[:, None, None]")
+        return lines + [f"{e.target(node)} = {out}"]
+
     def vjp(self, node, g):
         from graphc.ops.reduce import reduce_sum
 
@@ -226,24 +264,52 @@ class Conv2dGradInput(Op):
         return _crop(dxp, padding)
 
     def emit(self, node, args, e):
+        return self._col2im(node, args, e)
+
+    def scratch(self, node):
+        g, w = node.inputs
+        n, (c, kh, kw), (oh, ow) = g.shape[0], w.shape[1:], g.shape[2:]
+        padded = () if node.attrs["padding"] == (0, 0) else ((self._padded(node), node.dtype),)
+        return (((n, c * kh * kw, oh * ow), node.dtype),) + padded
+
+    def emit_placed(self, node, args, out, scratch, e):
+        return self._col2im(node, args, e, out, scratch)
+
+    @staticmethod
+    def _padded(node: Node) -> tuple:
+        """The shape of the gradient of the padded input."""
+        return node.shape[:2] + tuple(s + 2 * p for s, p in zip(node.attrs["size"],
+                                                                node.attrs["padding"]))
+
+    def _col2im(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
+                scratch: list[str] | None = None) -> list[str]:
+        """Each window's share ``w^T g``, then added back window offset by window offset;
+        into fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
         g, w = args
         o, c, kh, kw = node.inputs[1].shape
         stride, padding = node.attrs["stride"], node.attrs["padding"]
-        n, out = e.dim(node.shape[0]), node.inputs[0].shape[2:]
-        size = tuple(s + 2 * p for s, p in zip(node.attrs["size"], padding))
-        t = e.target(node)
-        g_cols, ki, kj = e.tmp("g_cols"), e.tmp("ki"), e.tmp("kj")
-        acc = e.tmp("g_padded") if padding != (0, 0) else t
-        view = _offset_view(acc, ki, kj, size, (kh, kw), stride, out)
-        lines = [f"{g_cols} = ({w}.reshape({o}, {c * kh * kw}).T @ {g}.reshape({n}, {o}, "
-                 f"{out[0] * out[1]})).reshape({n}, {c}, {kh}, {kw}, {out[0]}, {out[1]})",
-                 f"{acc} = np.zeros(({n}, {c}, {size[0]}, {size[1]}), "
-                 f"dtype=np.{node.dtype.name})",
-                 f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
-                 f"    {view} += {g_cols}[:, :, {ki}, {kj}]"]
+        n, (oh, ow) = e.dim(node.shape[0]), node.inputs[0].shape[2:]
+        t, padded = e.target(node), self._padded(node)
+        ki, kj = e.tmp("ki"), e.tmp("kj")
+        product = f"{w}.reshape({o}, {c * kh * kw}).T, {g}.reshape({n}, {o}, {oh * ow})"
+        if scratch is None:
+            g_cols = e.tmp("g_cols")
+            acc = e.tmp("g_padded") if padding != (0, 0) else t
+            lines = [f"{g_cols} = np.matmul({product})",
+                     f"{acc} = np.zeros({e.shape(padded)}, dtype=np.{node.dtype.name})"]
+        else:
+            g_cols, acc = scratch[0], scratch[1] if padding != (0, 0) else out
+            lines = [f"np.matmul({product}, out={g_cols})", f"{acc}.fill(0)"]
+        view = _offset_view(acc, ki, kj, padded[2:], (kh, kw), stride, (oh, ow))
+        lines += [f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
+                  f"    {view} += {g_cols}.reshape({n}, {c}, {kh}, {kw}, {oh}, {ow})"
+                  f"[:, :, {ki}, {kj}]"]
         if padding != (0, 0):
             (ph, pw), (height, width) = padding, node.attrs["size"]
-            lines.append(f"{t} = {acc}[:, :, {ph}:{ph + height}, {pw}:{pw + width}]")
+            crop = f"{acc}[:, :, {ph}:{ph + height}, {pw}:{pw + width}]"
+            lines.append(f"{t} = {crop}" if out is None else f"np.copyto({out}, {crop})")
+        if out is not None:
+            lines.append(f"{t} = {out}")
         return lines
 
     def vjp(self, node, h):
@@ -277,18 +343,38 @@ class Conv2dGradWeight(Op):
         return dw
 
     def emit(self, node, args, e):
+        return self._products(node, args, e)
+
+    def scratch(self, node):
         g, x = node.inputs[:2]
         o, c, kh, kw = node.shape
-        out = g.shape[2:]
+        n, p = g.shape[0], g.shape[2] * g.shape[3]
+        cols = () if node.attrs.get("columns") else (((n, c * kh * kw, p), x.dtype),)
+        return (((n, o, c * kh * kw), node.dtype),) + cols
+
+    def emit_placed(self, node, args, out, scratch, e):
+        return self._products(node, args, e, out, scratch)
+
+    def _products(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
+                  scratch: list[str] | None = None) -> list[str]:
+        """Per example, g times the columns of its windows, summed over the batch; into
+        fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
+        g, x = node.inputs[:2]
+        o, c, kh, kw = node.shape
+        size, n = g.shape[2:], e.dim(g.shape[0])
         if node.attrs.get("columns"):
             lines, cols = [], args[2]
         else:
             lines, cols = _im2col_code(args[1], x, (kh, kw), node.attrs["stride"],
-                                       node.attrs["padding"], out, e)
-        lines.append(f"{e.target(node)} = ({args[0]}.reshape({e.dim(g.shape[0])}, {o}, "
-                     f"{out[0] * out[1]}) @ {cols}.transpose(0, 2, 1)).sum(axis=0)"
-                     f".reshape({o}, {c}, {kh}, {kw})")
-        return lines
+                                       node.attrs["padding"], size, e,
+                                       into=None if scratch is None else scratch[1])
+        product = f"{args[0]}.reshape({n}, {o}, {size[0] * size[1]}), {cols}.transpose(0, 2, 1)"
+        if scratch is None:
+            return lines + [f"{e.target(node)} = np.matmul({product}).sum(axis=0)"
+                            f".reshape({o}, {c}, {kh}, {kw})"]
+        return lines + [f"np.matmul({product}, out={scratch[0]})",
+                        f"{scratch[0]}.sum(axis=0, out={out}.reshape({o}, {c * kh * kw}))",
+                        f"{e.target(node)} = {out}"]
 
     def vjp(self, node, h):
         g, x = node.inputs[:2]
@@ -327,10 +413,16 @@ class Im2Col(Op):
         return cols
 
     def emit(self, node, args, e):
+        return self.emit_placed(node, args, None, [], e)
+
+    def scratch(self, node):
+        return ()
+
+    def emit_placed(self, node, args, out, scratch, e):
         x, a = node.inputs[0], node.attrs
-        out = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
-        return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], out, e,
-                            cols=e.target(node))[0]
+        size = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
+        return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], size, e,
+                            cols=e.target(node), into=out)[0]
 
 
 def _without_columns(inputs, attrs):
@@ -416,6 +508,20 @@ class MaxPool2d(Pool2d):
     fresh = True
     reduction = "max"
 
+    def scratch(self, node):
+        return ()
+
+    def emit_placed(self, node, args, out, scratch, e):
+        """A running maximum over the kernel's offsets, in the buffer: no stack of views."""
+        a, size, shape = node.attrs, node.inputs[0].shape[2:], node.shape[2:]
+        ki, kj = e.tmp("ki"), e.tmp("kj")
+        first = _offset_view(args[0], "0", "0", size, a["kernel"], a["stride"], shape)
+        view = _offset_view(args[0], ki, kj, size, a["kernel"], a["stride"], shape)
+        return [f"np.copyto({out}, {first})",
+                f"for {ki}, {kj} in list(np.ndindex{a['kernel']})[1:]:",
+                f"    np.maximum({out}, {view}, out={out})",
+                f"{e.target(node)} = {out}"]
+
     def vjp(self, node, g):
         return [make("max_pool2d_grad", (g, node.inputs[0], node), **node.attrs)]
 
@@ -439,12 +545,13 @@ class PoolGrad(Op):
         g, x = inputs[:2]
         return x.shape, float_dtype(g)
 
-    def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter) -> tuple[str, str]:
+    def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter,
+              target: str | None = None) -> tuple[str, str]:
         """The entries at kernel offset (ki, kj) of every window: in the gradient being
-        built, and in the pool's input ``x``."""
+        built (the node's variable, or ``target``), and in the pool's input ``x``."""
         a, out = node.attrs, node.inputs[0].shape[2:]
         return tuple(_offset_view(array, ki, kj, node.shape[2:], a["kernel"], a["stride"], out)
-                     for array in (e.target(node), x))
+                     for array in (target or e.target(node), x))
 
 
 class MaxPool2dGrad(PoolGrad):
@@ -478,6 +585,26 @@ class MaxPool2dGrad(PoolGrad):
                 f"    {unrouted} &= ~{first}",
                 f"    {grad_view} += {g} * {first}"]
 
+    def scratch(self, node):
+        y = node.inputs[2].shape
+        return ((y, np.dtype(bool)), (y, np.dtype(bool)), (y, node.dtype))
+
+    def emit_placed(self, node, args, out, scratch, e):
+        """As ``emit``, every array a planned buffer: the gradient, the masks of windows not
+        yet routed and of those whose maximum sits at this offset, and g times that mask."""
+        g, x, y = args
+        unrouted, first, routed = scratch
+        ki, kj = e.tmp("ki"), e.tmp("kj")
+        grad_view, x_view = self.views(node, x, ki, kj, e, target=out)
+        return [f"{out}.fill(0)", f"{unrouted}.fill(True)",
+                f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
+                f"    np.equal({x_view}, {y}, out={first})",
+                f"    {first} &= {unrouted}",
+                f"    {unrouted} ^= {first}",
+                f"    np.multiply({g}, {first}, out={routed})",
+                f"    {grad_view} += {routed}",
+                f"{e.target(node)} = {out}"]
+
 
 class AvgPool2dGrad(PoolGrad):
     """Inputs g and x: each window's gradient, shared equally among its entries."""
@@ -502,6 +629,18 @@ class AvgPool2dGrad(PoolGrad):
         return [f"{share} = {args[0]} / {kh * kw}", _zeros_code(node, e),
                 f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
                 f"    {grad_view} += {share}"]
+
+    def scratch(self, node):
+        return ((node.inputs[0].shape, node.dtype),)
+
+    def emit_placed(self, node, args, out, scratch, e):
+        (kh, kw), (share,) = node.attrs["kernel"], scratch
+        ki, kj = e.tmp("ki"), e.tmp("kj")
+        grad_view, _ = self.views(node, args[1], ki, kj, e, target=out)
+        return [f"np.divide({args[0]}, {kh * kw}, out={share})", f"{out}.fill(0)",
+                f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
+                f"    {grad_view} += {share}",
+                f"{e.target(node)} = {out}"]
 
     def vjp(self, node, h):
         return [make("avg_pool2d", (h,), **node.attrs), None]

@@ -59,6 +59,18 @@ class Op:
         """NumPy code: an expression, or statements that assign ``e.target(node)``."""
         raise NotImplementedError
 
+    def scratch(self, node: Node) -> tuple[tuple[Shape, np.dtype], ...] | None:
+        """For an op whose code can write into the memory plan's buffers (``emit_placed``):
+        the (shape, dtype) of each scratch array its code needs besides its output. None,
+        the default, for an op whose code allocates its own arrays."""
+        return None
+
+    def emit_placed(self, node: Node, args: list[str], out: str, scratch: list[str],
+                    e: Emitter) -> list[str]:
+        """Statements computing the node into the buffer ``out``, with the scratch buffers
+        of ``scratch(node)``, the last of them binding ``e.target(node)``."""
+        raise NotImplementedError
+
     def class_labels(self, node: Node) -> tuple[Node, int] | None:
         """For ops that index by integer class labels: the labels node and the number of
         classes, so that a program can check fed labels before indexing with them."""

@@ -168,6 +168,11 @@ def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], tak
     if last[node.id] >= len(last) or not node.shape or node.dtype.kind != "f":
         return None
     inputs_held = {holder[x.id] for x in node.inputs if x.id in holder}
+    scratch = node.op.scratch(node)
+    if scratch is not None:  # convolutions, pools: the op writes into buffers itself
+        out = take(node.shape, node.dtype, inputs_held)
+        temps = tuple(take(shape, dtype, inputs_held | {out}) for shape, dtype in scratch)
+        return Placement(out, temps)
     if node.op.name == "matmul" or is_batch_sum(node):
         return Placement(take(node.shape, node.dtype, inputs_held))
     if node.op.name not in ("elementwise", "assign"):
