@@ -240,8 +240,12 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
     or the ufunc steps of an elementwise expression, or of an in-place update."""
     out = None if placement.out is None else buffers[placement.out]
-    if node.op.scratch(node) is not None:
-        return node.op.emit_placed(node, args, out, [buffers[k] for k in placement.temps], e)
+    scratch = node.op.scratch(node)
+    if scratch is not None:  # name the buffers, then the op writes into them
+        names = [e.target(node)] + [e.tmp(word) for word, _, _ in scratch]
+        bufs = [out] + [buffers[k] for k in placement.temps]
+        return [f"{', '.join(names)} = {', '.join(bufs)}",
+                *node.op.emit_placed(node, args, names[0], names[1:], e)]
     if node.op.name == "sum":  # a batch sum as a product with ones: BLAS beats np.sum
         return [f"{e.target(node)} = np.matmul({buffers[placement.constant]}, {args[0]}, "
                 f"out={out})"]

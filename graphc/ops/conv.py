@@ -111,20 +111,18 @@ def _windows_code(x: str, kernel: Pair, stride: Pair, padding: Pair,
 def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair, out: Pair,
                  e: Emitter, cols: str | None = None, into: str | None = None) -> \
         tuple[list[str], str]:
-    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns in
-    the variable ``cols`` (by default a new one named after x), copied into the buffer
-    ``into`` where one is given; returns them and the variable."""
+    """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns:
+    copied into the array ``into`` where one is given, else in a new array, the variable
+    ``cols`` (by default one named after x); returns them and the columns' variable."""
     lines, windows = _windows_code(x, kernel, stride, padding, e)
     n, c = e.dim(node_x.shape[0]), node_x.shape[1]
-    cols = cols or _tmp_after(e, x, "cols")
     layout = f"{windows}.transpose(0, 1, 4, 5, 2, 3)"
-    if into is None:
-        lines.append(f"{cols} = {layout}.reshape({n}, {c * kernel[0] * kernel[1]}, "
-                     f"{out[0] * out[1]})")
-    else:
-        lines += [f"np.copyto({into}.reshape({n}, {c}, {kernel[0]}, {kernel[1]}, {out[0]}, "
-                  f"{out[1]}), {layout})", f"{cols} = {into}"]
-    return lines, cols
+    if into is not None:
+        return lines + [f"np.copyto({into}.reshape({n}, {c}, {kernel[0]}, {kernel[1]}, "
+                        f"{out[0]}, {out[1]}), {layout})"], into
+    cols = cols or _tmp_after(e, x, "cols")
+    return lines + [f"{cols} = {layout}.reshape({n}, {c * kernel[0] * kernel[1]}, "
+                    f"{out[0] * out[1]})"], cols
 
 
 def _stack_of_windows(x: str, size: Pair, kernel: Pair, stride: Pair, out: Pair,
@@ -210,8 +208,8 @@ class Conv2d(Op):
         x, w = node.inputs[:2]
         if node.attrs.get("columns"):
             return ()
-        return (((x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
-                  node.shape[2] * node.shape[3]), x.dtype),)
+        return (("cols", (x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
+                          node.shape[2] * node.shape[3]), x.dtype),)
 
     def emit_placed(self, node, args, out, scratch, e):
         x, w = node.inputs[:2]
@@ -227,7 +225,7 @@ class Conv2d(Op):
                      f"out={out}.reshape({n}, {o}, {oh * ow}))")
         if len(args) == 3:
             lines.append(f"{out} += {args[2]}[:, None, None]")
-        return lines + [f"{e.target(node)} = {out}"]
+        return lines
 
     def vjp(self, node, g):
         from graphc.ops.reduce import reduce_sum
@@ -269,8 +267,9 @@ class Conv2dGradInput(Op):
     def scratch(self, node):
         g, w = node.inputs
         n, (c, kh, kw), (oh, ow) = g.shape[0], w.shape[1:], g.shape[2:]
-        padded = () if node.attrs["padding"] == (0, 0) else ((self._padded(node), node.dtype),)
-        return (((n, c * kh * kw, oh * ow), node.dtype),) + padded
+        padded = () if node.attrs["padding"] == (0, 0) else \
+            (("g_padded", self._padded(node), node.dtype),)
+        return (("g_cols", (n, c * kh * kw, oh * ow), node.dtype),) + padded
 
     def emit_placed(self, node, args, out, scratch, e):
         return self._col2im(node, args, e, out, scratch)
@@ -308,8 +307,6 @@ class Conv2dGradInput(Op):
             (ph, pw), (height, width) = padding, node.attrs["size"]
             crop = f"{acc}[:, :, {ph}:{ph + height}, {pw}:{pw + width}]"
             lines.append(f"{t} = {crop}" if out is None else f"np.copyto({out}, {crop})")
-        if out is not None:
-            lines.append(f"{t} = {out}")
         return lines
 
     def vjp(self, node, h):
@@ -349,8 +346,8 @@ class Conv2dGradWeight(Op):
         g, x = node.inputs[:2]
         o, c, kh, kw = node.shape
         n, p = g.shape[0], g.shape[2] * g.shape[3]
-        cols = () if node.attrs.get("columns") else (((n, c * kh * kw, p), x.dtype),)
-        return (((n, o, c * kh * kw), node.dtype),) + cols
+        cols = () if node.attrs.get("columns") else (("cols", (n, c * kh * kw, p), x.dtype),)
+        return (("products", (n, o, c * kh * kw), node.dtype),) + cols
 
     def emit_placed(self, node, args, out, scratch, e):
         return self._products(node, args, e, out, scratch)
@@ -373,8 +370,7 @@ class Conv2dGradWeight(Op):
             return lines + [f"{e.target(node)} = np.matmul({product}).sum(axis=0)"
                             f".reshape({o}, {c}, {kh}, {kw})"]
         return lines + [f"np.matmul({product}, out={scratch[0]})",
-                        f"{scratch[0]}.sum(axis=0, out={out}.reshape({o}, {c * kh * kw}))",
-                        f"{e.target(node)} = {out}"]
+                        f"{scratch[0]}.sum(axis=0, out={out}.reshape({o}, {c * kh * kw}))"]
 
     def vjp(self, node, h):
         g, x = node.inputs[:2]
@@ -413,16 +409,19 @@ class Im2Col(Op):
         return cols
 
     def emit(self, node, args, e):
-        return self.emit_placed(node, args, None, [], e)
+        return self._layout(node, args, e, cols=e.target(node))
 
     def scratch(self, node):
         return ()
 
     def emit_placed(self, node, args, out, scratch, e):
+        return self._layout(node, args, e, into=out)
+
+    def _layout(self, node: Node, args: list[str], e: Emitter, **where: str) -> list[str]:
         x, a = node.inputs[0], node.attrs
         size = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
         return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], size, e,
-                            cols=e.target(node), into=out)[0]
+                            **where)[0]
 
 
 def _without_columns(inputs, attrs):
@@ -519,8 +518,7 @@ class MaxPool2d(Pool2d):
         view = _offset_view(args[0], ki, kj, size, a["kernel"], a["stride"], shape)
         return [f"np.copyto({out}, {first})",
                 f"for {ki}, {kj} in list(np.ndindex{a['kernel']})[1:]:",
-                f"    np.maximum({out}, {view}, out={out})",
-                f"{e.target(node)} = {out}"]
+                f"    np.maximum({out}, {view}, out={out})"]
 
     def vjp(self, node, g):
         return [make("max_pool2d_grad", (g, node.inputs[0], node), **node.attrs)]
@@ -545,13 +543,12 @@ class PoolGrad(Op):
         g, x = inputs[:2]
         return x.shape, float_dtype(g)
 
-    def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter,
-              target: str | None = None) -> tuple[str, str]:
+    def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter) -> tuple[str, str]:
         """The entries at kernel offset (ki, kj) of every window: in the gradient being
-        built (the node's variable, or ``target``), and in the pool's input ``x``."""
+        built, and in the pool's input ``x``."""
         a, out = node.attrs, node.inputs[0].shape[2:]
         return tuple(_offset_view(array, ki, kj, node.shape[2:], a["kernel"], a["stride"], out)
-                     for array in (target or e.target(node), x))
+                     for array in (e.target(node), x))
 
 
 class MaxPool2dGrad(PoolGrad):
@@ -587,7 +584,8 @@ class MaxPool2dGrad(PoolGrad):
 
     def scratch(self, node):
         y = node.inputs[2].shape
-        return ((y, np.dtype(bool)), (y, np.dtype(bool)), (y, node.dtype))
+        return (("unrouted", y, np.dtype(bool)), ("first", y, np.dtype(bool)),
+                ("routed", y, node.dtype))
 
     def emit_placed(self, node, args, out, scratch, e):
         """As ``emit``, every array a planned buffer: the gradient, the masks of windows not
@@ -595,15 +593,14 @@ class MaxPool2dGrad(PoolGrad):
         g, x, y = args
         unrouted, first, routed = scratch
         ki, kj = e.tmp("ki"), e.tmp("kj")
-        grad_view, x_view = self.views(node, x, ki, kj, e, target=out)
+        grad_view, x_view = self.views(node, x, ki, kj, e)
         return [f"{out}.fill(0)", f"{unrouted}.fill(True)",
                 f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
                 f"    np.equal({x_view}, {y}, out={first})",
                 f"    {first} &= {unrouted}",
                 f"    {unrouted} ^= {first}",
                 f"    np.multiply({g}, {first}, out={routed})",
-                f"    {grad_view} += {routed}",
-                f"{e.target(node)} = {out}"]
+                f"    {grad_view} += {routed}"]
 
 
 class AvgPool2dGrad(PoolGrad):
@@ -631,16 +628,15 @@ class AvgPool2dGrad(PoolGrad):
                 f"    {grad_view} += {share}"]
 
     def scratch(self, node):
-        return ((node.inputs[0].shape, node.dtype),)
+        return (("g_share", node.inputs[0].shape, node.dtype),)
 
     def emit_placed(self, node, args, out, scratch, e):
         (kh, kw), (share,) = node.attrs["kernel"], scratch
         ki, kj = e.tmp("ki"), e.tmp("kj")
-        grad_view, _ = self.views(node, args[1], ki, kj, e, target=out)
+        grad_view, _ = self.views(node, args[1], ki, kj, e)
         return [f"np.divide({args[0]}, {kh * kw}, out={share})", f"{out}.fill(0)",
                 f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
-                f"    {grad_view} += {share}",
-                f"{e.target(node)} = {out}"]
+                f"    {grad_view} += {share}"]
 
     def vjp(self, node, h):
         return [make("avg_pool2d", (h,), **node.attrs), None]

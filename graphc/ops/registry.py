@@ -59,16 +59,17 @@ class Op:
         """NumPy code: an expression, or statements that assign ``e.target(node)``."""
         raise NotImplementedError
 
-    def scratch(self, node: Node) -> tuple[tuple[Shape, np.dtype], ...] | None:
+    def scratch(self, node: Node) -> tuple[tuple[str, Shape, np.dtype], ...] | None:
         """For an op whose code can write into the memory plan's buffers (``emit_placed``):
-        the (shape, dtype) of each scratch array its code needs besides its output. None,
-        the default, for an op whose code allocates its own arrays."""
+        a (variable name, shape, dtype) for each scratch array its code needs besides its
+        output. None, the default, for an op whose code allocates its own arrays."""
         return None
 
     def emit_placed(self, node: Node, args: list[str], out: str, scratch: list[str],
                     e: Emitter) -> list[str]:
-        """Statements computing the node into the buffer ``out``, with the scratch buffers
-        of ``scratch(node)``, the last of them binding ``e.target(node)``."""
+        """Statements computing the node into ``out``, the node's variable already bound to
+        its planned buffer, with the scratch arrays of ``scratch(node)`` by the variables
+        ``scratch`` (bound to theirs)."""
         raise NotImplementedError
 
     def class_labels(self, node: Node) -> tuple[Node, int] | None:

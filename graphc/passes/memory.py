@@ -171,7 +171,7 @@ def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], tak
     scratch = node.op.scratch(node)
     if scratch is not None:  # convolutions, pools: the op writes into buffers itself
         out = take(node.shape, node.dtype, inputs_held)
-        temps = tuple(take(shape, dtype, inputs_held | {out}) for shape, dtype in scratch)
+        temps = tuple(take(shape, dtype, inputs_held | {out}) for _, shape, dtype in scratch)
         return Placement(out, temps)
     if node.op.name == "matmul" or is_batch_sum(node):
         return Placement(take(node.shape, node.dtype, inputs_held))
