@@ -355,27 +355,30 @@ def test_im2col_code_equals_its_reference(stride, padding):
 
 
 def check_planned(outs: list[gc.Node], feeds: dict[gc.Node, np.ndarray]) -> None:
-    """One scalar that reads every node of ``outs`` (random weights r_k): at optimize=2 the
-    nodes are intermediates, so the memory plan gives them buffers (their ``emit_placed``
-    code), over two calls and two batch sizes; it must equal the interpreter."""
+    """One scalar that reads every node of ``outs`` (random weights r_k): the nodes are
+    intermediates, so the memory plan gives them buffers (their ``emit_placed`` code), at
+    optimize=2 and with the memory pass alone (columns not shared), over two calls and two
+    batch sizes; it must equal the interpreter, and allocate no padded or zeroed array."""
     total = None
     for k, out in enumerate(outs):
         r = gc.input(f"r{k}", out.shape)
         feeds[r] = RNG.standard_normal(feeds_shape(out, feeds))
         total = gc.sum(out * r) if total is None else total + gc.sum(out * r)
-    prog = gc.compile([total], list(feeds))
-    final = prog.stages[-1].graph
-    plan = plan_memory(_schedule(final), final.outputs)
-    placeable = [n for n in final.nodes() if n.op.scratch(n) is not None]
-    assert placeable and all(n.id in plan.placements for n in placeable)
-    assert "np.zeros(" not in prog.source.split("def main")[1]
-    for scale in (1, 2):  # a second call, then another batch size, reuse the buffers
-        batch_feeds = {n: np.concatenate([v] * scale) if "batch" in n.shape[:1] else v
-                       for n, v in feeds.items()}
-        for _ in range(2):
-            got = prog(**{n.name: v for n, v in batch_feeds.items()})[0]
-        want = gc.evaluate([total], batch_feeds)[0]
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for prog in (gc.compile([total], list(feeds)), gc.compile([total], list(feeds),
+                                                                passes=["memory"])):
+        final = prog.stages[-1].graph
+        plan = plan_memory(_schedule(final), final.outputs)
+        placeable = [n for n in final.nodes() if n.op.scratch(n) is not None]
+        assert placeable and all(n.id in plan.placements for n in placeable)
+        body = prog.source.split("def main")[1]
+        assert "np.zeros(" not in body and "np.pad(" not in body
+        for scale in (1, 2):  # a second call, then another batch size, reuse the buffers
+            batch_feeds = {n: np.concatenate([v] * scale) if "batch" in n.shape[:1] else v
+                           for n, v in feeds.items()}
+            for _ in range(2):
+                got = prog(**{n.name: v for n, v in batch_feeds.items()})[0]
+            want = gc.evaluate([total], batch_feeds)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("stride, padding, bias, kernel", CONV_CASES)

@@ -93,12 +93,17 @@ def _tmp_after(e: Emitter, arg: str, suffix: str) -> str:
     return e.tmp(f"{arg}_{suffix}" if arg.isidentifier() else suffix)
 
 
-def _windows_code(x: str, kernel: Pair, stride: Pair, padding: Pair,
-                  e: Emitter) -> tuple[list[str], str]:
-    """Statements making ``windows``, a strided view (batch, C, OH, OW, kh, kw) of the
-    (padded) input: returns them and the view's variable."""
+def _windows_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair,
+                  e: Emitter, padded: str | None = None) -> tuple[list[str], str]:
+    """Statements making ``windows``, a strided view (batch, C, OH, OW, kh, kw) of the input
+    padded with zeros (into the array ``padded`` where one is given): returns them and the
+    view's variable."""
     lines, src = [], x
-    if padding != (0, 0):
+    if padding != (0, 0) and padded is not None:
+        (ph, pw), (h, w) = padding, node_x.shape[2:]
+        src = padded
+        lines += [f"{padded}.fill(0)", f"{padded}[:, :, {ph}:{ph + h}, {pw}:{pw + w}] = {x}"]
+    elif padding != (0, 0):
         src = _tmp_after(e, x, "padded")
         lines.append(f"{src} = {_pad_code(x, padding)}")
     windows = _tmp_after(e, x, "windows")
@@ -109,12 +114,13 @@ def _windows_code(x: str, kernel: Pair, stride: Pair, padding: Pair,
 
 
 def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair, out: Pair,
-                 e: Emitter, cols: str | None = None, into: str | None = None) -> \
-        tuple[list[str], str]:
+                 e: Emitter, cols: str | None = None, into: str | None = None,
+                 padded: str | None = None) -> tuple[list[str], str]:
     """Statements that lay out the windows of x as (batch, C * kh * kw, OH * OW) columns:
-    copied into the array ``into`` where one is given, else in a new array, the variable
-    ``cols`` (by default one named after x); returns them and the columns' variable."""
-    lines, windows = _windows_code(x, kernel, stride, padding, e)
+    copied into the array ``into`` where one is given (the padded input into ``padded``),
+    else in a new array, the variable ``cols`` (by default one named after x); returns them
+    and the columns' variable."""
+    lines, windows = _windows_code(x, node_x, kernel, stride, padding, e, padded)
     n, c = e.dim(node_x.shape[0]), node_x.shape[1]
     layout = f"{windows}.transpose(0, 1, 4, 5, 2, 3)"
     if into is not None:
@@ -123,6 +129,14 @@ def _im2col_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pair
     cols = cols or _tmp_after(e, x, "cols")
     return lines + [f"{cols} = {layout}.reshape({n}, {c * kernel[0] * kernel[1]}, "
                     f"{out[0] * out[1]})"], cols
+
+
+def _padded_scratch(x: Node, padding: Pair) -> tuple:
+    """The scratch entry of x padded with zeros, where there is padding."""
+    if padding == (0, 0):
+        return ()
+    (n, c, h, w), (ph, pw) = x.shape, padding
+    return (("padded", (n, c, h + 2 * ph, w + 2 * pw), x.dtype),)
 
 
 def _stack_of_windows(x: str, size: Pair, kernel: Pair, stride: Pair, out: Pair,
@@ -209,7 +223,8 @@ class Conv2d(Op):
         if node.attrs.get("columns"):
             return ()
         return (("cols", (x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
-                          node.shape[2] * node.shape[3]), x.dtype),)
+                          node.shape[2] * node.shape[3]), x.dtype),) + \
+            _padded_scratch(x, node.attrs["padding"])
 
     def emit_placed(self, node, args, out, scratch, e):
         x, w = node.inputs[:2]
@@ -219,7 +234,8 @@ class Conv2d(Op):
             lines, cols = [], args[-1]
         else:
             lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
-                                       node.attrs["padding"], (oh, ow), e, into=scratch[0])
+                                       node.attrs["padding"], (oh, ow), e, into=scratch[0],
+                                       padded=scratch[1] if len(scratch) > 1 else None)
         args = _without_columns(args, node.attrs)
         lines.append(f"np.matmul({args[1]}.reshape({o}, {c * kh * kw}), {cols}, "
                      f"out={out}.reshape({n}, {o}, {oh * ow}))")
@@ -346,7 +362,8 @@ class Conv2dGradWeight(Op):
         g, x = node.inputs[:2]
         o, c, kh, kw = node.shape
         n, p = g.shape[0], g.shape[2] * g.shape[3]
-        cols = () if node.attrs.get("columns") else (("cols", (n, c * kh * kw, p), x.dtype),)
+        cols = () if node.attrs.get("columns") else \
+            (("cols", (n, c * kh * kw, p), x.dtype),) + _padded_scratch(x, node.attrs["padding"])
         return (("products", (n, o, c * kh * kw), node.dtype),) + cols
 
     def emit_placed(self, node, args, out, scratch, e):
@@ -364,7 +381,9 @@ class Conv2dGradWeight(Op):
         else:
             lines, cols = _im2col_code(args[1], x, (kh, kw), node.attrs["stride"],
                                        node.attrs["padding"], size, e,
-                                       into=None if scratch is None else scratch[1])
+                                       into=None if scratch is None else scratch[1],
+                                       padded=None if scratch is None or len(scratch) < 3
+                                       else scratch[2])
         product = f"{args[0]}.reshape({n}, {o}, {size[0] * size[1]}), {cols}.transpose(0, 2, 1)"
         if scratch is None:
             return lines + [f"{e.target(node)} = np.matmul({product}).sum(axis=0)"
@@ -412,12 +431,13 @@ class Im2Col(Op):
         return self._layout(node, args, e, cols=e.target(node))
 
     def scratch(self, node):
-        return ()
+        return _padded_scratch(node.inputs[0], node.attrs["padding"])
 
     def emit_placed(self, node, args, out, scratch, e):
-        return self._layout(node, args, e, into=out)
+        return self._layout(node, args, e, into=out, padded=scratch[0] if scratch else None)
 
-    def _layout(self, node: Node, args: list[str], e: Emitter, **where: str) -> list[str]:
+    def _layout(self, node: Node, args: list[str], e: Emitter, **where: str | None) -> \
+            list[str]:
         x, a = node.inputs[0], node.attrs
         size = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
         return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], size, e,
