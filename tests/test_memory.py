@@ -267,3 +267,24 @@ def test_buffers_are_made_once_per_batch_size() -> None:
         seen.append({k: [id(b) for b in v] for k, v in namespace["_buffers"].items()})
     assert list(seen[-1]) == [(4,), (6,)]  # one set of arrays per batch size
     assert seen[-1] == seen[1]  # the third and fourth calls made no new arrays
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_planned_softmax_log_softmax_and_one_hot(axis) -> None:
+    """As intermediates they write into planned buffers (no array allocated per call for
+    them) and equal the interpreter, across calls and batch sizes."""
+    x = gc.input("x", ("batch", 5))
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    y = gc.sum(gc.tanh(gc.softmax(x, axis=axis)) * gc.log_softmax(2 * x, axis=axis)
+               + gc.one_hot(labels, 5) * x)
+    prog = gc.compile([y], [x, labels], optimize=2)
+    final = prog.stages[-1].graph
+    plan = plan_memory(_schedule(final), final.outputs)
+    placed = {n.op.name for n in final.nodes() if n.id in plan.placements}
+    assert {"softmax", "log_softmax", "one_hot"} <= placed
+    assert "np.eye" not in prog.source
+    rng = np.random.default_rng(2)
+    for batch in (3, 3, 6):
+        xv, lv = 10 * rng.standard_normal((batch, 5)), labels_for(rng, batch, 5)
+        assert_close(prog(x=xv, labels=lv)[0], gc.evaluate([y], {x: xv, labels: lv})[0],
+                     rtol=CODEGEN_RTOL)

@@ -16,6 +16,11 @@ def _kd(axis):
     return f"axis={axis}, keepdims=True"
 
 
+def _reduced(node: Node) -> tuple:
+    """The node's shape with its softmax axis kept as 1: a per-row maximum or sum."""
+    return tuple(1 if i == node.attrs["axis"] else d for i, d in enumerate(node.shape))
+
+
 class Softmax(Op):
     name = "softmax"
     fresh = True
@@ -31,6 +36,17 @@ class Softmax(Op):
         t, a = e.target(node), node.attrs["axis"]
         return [f"{t} = np.exp({args[0]} - {args[0]}.max({_kd(a)}))",
                 f"{t} /= {t}.sum({_kd(a)})"]
+
+    def scratch(self, node):
+        return (("row", _reduced(node), node.dtype),)
+
+    def emit_placed(self, node, args, out, scratch, e):
+        (row,), a = scratch, node.attrs["axis"]
+        return [f"np.max({args[0]}, {_kd(a)}, out={row})",
+                f"np.subtract({args[0]}, {row}, out={out})",
+                f"np.exp({out}, out={out})",
+                f"np.sum({out}, {_kd(a)}, out={row})",
+                f"{out} /= {row}"]
 
     def vjp(self, node, g):
         from graphc.ops.elementwise import from_expr
@@ -59,6 +75,17 @@ class LogSoftmax(Op):
         t, a = e.target(node), node.attrs["axis"]
         return [f"{t} = {args[0]} - {args[0]}.max({_kd(a)})",
                 f"{t} -= np.log(np.exp({t}).sum({_kd(a)}))"]
+
+    def scratch(self, node):
+        return (("row", _reduced(node), node.dtype), ("exps", node.shape, node.dtype))
+
+    def emit_placed(self, node, args, out, scratch, e):
+        (row, exps), a = scratch, node.attrs["axis"]
+        return [f"np.max({args[0]}, {_kd(a)}, out={row})",
+                f"np.subtract({args[0]}, {row}, out={out})",
+                f"np.exp({out}, out={exps})",
+                f"np.sum({exps}, {_kd(a)}, out={row})",
+                f"{out} -= np.log({row}, out={row})"]
 
     def vjp(self, node, g):
         from graphc.ops.elementwise import from_expr
@@ -188,6 +215,12 @@ class OneHot(Op):
 
     def emit(self, node, args, e):
         return f"np.eye({node.attrs['depth']}, dtype=np.{node.dtype.name})[{args[0]}]"
+
+    def scratch(self, node):
+        return () if node.ndim == 2 else None
+
+    def emit_placed(self, node, args, out, scratch, e):
+        return [f"{out}.fill(0)", f"{out}[np.arange({e.dim(node.shape[0])}), {args[0]}] = 1"]
 
 
 class SoftmaxCrossEntropy(Op):
