@@ -89,15 +89,20 @@ CONV_CASES = [  # stride, padding, bias, kernel
 ]
 
 
-@pytest.mark.parametrize("stride, padding, bias, kernel", CONV_CASES)
-def test_conv2d_gradients(stride, padding, bias, kernel):
+def conv_case(stride, padding, bias, kernel) -> tuple[gc.Node, dict[gc.Node, np.ndarray]]:
+    """A conv2d of one of CONV_CASES over fed input, filters and bias, and the feeds."""
     x = gc.input("x", ("batch", 3, 7, 6))
     w = gc.input("w", (4, 3) + kernel)
     b = gc.input("b", (4,)) if bias else None
     feeds = {x: RNG.standard_normal((2, 3, 7, 6)), w: RNG.standard_normal((4, 3) + kernel)}
     if bias:
         feeds[b] = RNG.standard_normal(4)
-    y = gc.conv2d(x, w, b, stride=stride, padding=padding)
+    return gc.conv2d(x, w, b, stride=stride, padding=padding), feeds
+
+
+@pytest.mark.parametrize("stride, padding, bias, kernel", CONV_CASES)
+def test_conv2d_gradients(stride, padding, bias, kernel):
+    y, feeds = conv_case(stride, padding, bias, kernel)
     check_gradients(y, list(feeds), feeds)
 
 
@@ -383,13 +388,8 @@ def check_planned(outs: list[gc.Node], feeds: dict[gc.Node, np.ndarray]) -> None
 
 @pytest.mark.parametrize("stride, padding, bias, kernel", CONV_CASES)
 def test_planned_conv_code_equals_the_interpreter(stride, padding, bias, kernel):
-    x = gc.input("x", ("batch", 3, 7, 6))
-    w = gc.input("w", (4, 3) + kernel)
-    b = gc.input("b", (4,)) if bias else None
-    feeds = {x: RNG.standard_normal((2, 3, 7, 6)), w: RNG.standard_normal((4, 3) + kernel)}
-    if bias:
-        feeds[b] = RNG.standard_normal(4)
-    y = gc.conv2d(x, w, b, stride=stride, padding=padding)
+    y, feeds = conv_case(stride, padding, bias, kernel)
+    x, w = list(feeds)[:2]
     r = gc.input("ry", y.shape)
     feeds[r] = RNG.standard_normal(feeds_shape(y, feeds))
     check_planned([gc.tanh(y), *gc.grad(gc.sum(y * r), [x, w])], feeds)
