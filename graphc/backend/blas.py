@@ -7,7 +7,8 @@ beta=1 an SGD update folds into its weight-gradient product (the ``gemm`` pass).
 NumPy exposes no gemm, and SciPy's ``scipy.linalg.blas.sgemm`` runs on a second BLAS library,
 the OpenBLAS that SciPy bundles: two BLAS libraries in one step keep two thread pools that
 fight over the cores (shared/performance-notes.md), and on our machines SciPy's build is also
-up to 1.5x slower than NumPy's for the batch-32 products of an MLP step. So ``_gemm`` calls
+slower than NumPy's for the products of an MLP step, 1.03x to 3.9x (docs/benchmarks.md,
+``benchmarks/gemm_fold.py``). So ``_gemm`` calls
 the BLAS that NumPy itself calls for ``@`` (the OpenBLAS its wheels bundle), through ctypes.
 Where that library cannot be found (a NumPy built against another BLAS), or for arrays it
 cannot pass without a copy, ``_gemm`` computes the same result with ``np.matmul``.

@@ -111,9 +111,8 @@ def _lower(expr: sp.Basic, shapes: Mapping[sp.Symbol, Shape], out_shape: Shape,
     builder = _ufunc_of(expr)
     if builder is None:
         return None
-    c = Context(shapes, out_shape)
-    builder(expr, OUT, c if root_in_place else Context(shapes, out_shape, c.steps, c.temps,
-                                                       spine=False))
+    c = Context(shapes, out_shape, spine=root_in_place)
+    builder(expr, OUT, c)
     return Lowering(tuple(c.steps), tuple(c.temps))
 
 
@@ -126,7 +125,9 @@ class Context:
     out_shape: Shape
     steps: list[Step] = field(default_factory=list)
     temps: list[str] = field(default_factory=list)
-    #: False for the root of a lowering that must write ``OUT`` only in its last step.
+    #: False while the root of a lowering that must write ``OUT`` only in its last step
+    #: takes its first operand: that operand goes to a scratch slot, not to ``OUT``. (Every
+    #: builder takes its first operand, through ``into``, before any other.)
     spine: bool = True
 
     def emit(self, step: Step) -> None:

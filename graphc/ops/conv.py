@@ -203,20 +203,7 @@ class Conv2d(Op):
         return out
 
     def emit(self, node, args, e):
-        x, w = node.inputs[:2]
-        o, c, kh, kw = w.shape
-        out = node.shape[2:]
-        if node.attrs.get("columns"):
-            lines, cols = [], args[-1]
-        else:
-            lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
-                                       node.attrs["padding"], out, e)
-        args = _without_columns(args, node.attrs)
-        bias = f" + {args[2]}[:, None, None]" if len(args) == 3 else ""
-        n, (oh, ow) = e.dim(node.shape[0]), out
-        lines.append(f"{e.target(node)} = ({args[1]}.reshape({o}, {c * kh * kw}) @ {cols})"
-                     f".reshape({n}, {o}, {oh}, {ow}){bias}")
-        return lines
+        return self._convolve(node, args, e)
 
     def scratch(self, node):
         x, w = node.inputs[:2]
@@ -227,6 +214,12 @@ class Conv2d(Op):
             _padded_scratch(x, node.attrs["padding"])
 
     def emit_placed(self, node, args, out, scratch, e):
+        return self._convolve(node, args, e, out, scratch)
+
+    def _convolve(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
+                  scratch: list[str] | None = None) -> list[str]:
+        """The filters times the columns of the windows (laid out here unless shared), plus
+        the bias; into a fresh array, or into the buffer ``out`` and ``scratch``."""
         x, w = node.inputs[:2]
         o, c, kh, kw = w.shape
         n, (oh, ow) = e.dim(node.shape[0]), node.shape[2:]
@@ -234,14 +227,18 @@ class Conv2d(Op):
             lines, cols = [], args[-1]
         else:
             lines, cols = _im2col_code(args[0], x, (kh, kw), node.attrs["stride"],
-                                       node.attrs["padding"], (oh, ow), e, into=scratch[0],
-                                       padded=scratch[1] if len(scratch) > 1 else None)
+                                       node.attrs["padding"], (oh, ow), e,
+                                       into=scratch[0] if scratch else None,
+                                       padded=scratch[1] if scratch and len(scratch) > 1
+                                       else None)
         args = _without_columns(args, node.attrs)
-        lines.append(f"np.matmul({args[1]}.reshape({o}, {c * kh * kw}), {cols}, "
-                     f"out={out}.reshape({n}, {o}, {oh * ow}))")
-        if len(args) == 3:
-            lines.append(f"{out} += {args[2]}[:, None, None]")
-        return lines
+        filters = f"{args[1]}.reshape({o}, {c * kh * kw})"
+        bias = f"{args[2]}[:, None, None]" if len(args) == 3 else None
+        if out is None:
+            return lines + [f"{e.target(node)} = ({filters} @ {cols}).reshape({n}, {o}, {oh}, "
+                            f"{ow})" + (f" + {bias}" if bias else "")]
+        lines.append(f"np.matmul({filters}, {cols}, out={out}.reshape({n}, {o}, {oh * ow}))")
+        return lines + ([f"{out} += {bias}"] if bias else [])
 
     def vjp(self, node, g):
         from graphc.ops.reduce import reduce_sum
@@ -250,8 +247,8 @@ class Conv2d(Op):
         stride, padding = node.attrs["stride"], node.attrs["padding"]
         grads = [conv2d_grad_input(g, w, stride, padding, x.shape[2:]),
                  conv2d_grad_weight(g, x, w.shape[2:], stride, padding)]
-        return grads + [reduce_sum(g, (0, 2, 3)) for _ in bias] + \
-            [None] * bool(node.attrs.get("columns"))
+        shared = [None] if node.attrs.get("columns") else []  # no gradient to the columns
+        return grads + [reduce_sum(g, (0, 2, 3)) for _ in bias] + shared
 
 
 class Conv2dGradInput(Op):
@@ -395,9 +392,9 @@ class Conv2dGradWeight(Op):
         g, x = node.inputs[:2]
         stride, padding = node.attrs["stride"], node.attrs["padding"]
         # <h, dw(g, x)> = <conv2d(x, h), g>: differentiate that instead
+        shared = [None] if node.attrs.get("columns") else []  # no gradient to the columns
         return [conv2d(x, h, stride=stride, padding=padding),
-                conv2d_grad_input(g, h, stride, padding, x.shape[2:])] + \
-            [None] * bool(node.attrs.get("columns"))
+                conv2d_grad_input(g, h, stride, padding, x.shape[2:])] + shared
 
 
 class Im2Col(Op):
