@@ -69,8 +69,6 @@ def assign(target: Node, value: Node, mode: str = "=") -> Node:
     return make("assign", (target, value), expr=arg(0), mode=mode)
 
 
-
-
 class GemmUpdate(Op):
     """``target += alpha * (a @ b)`` in place, in one BLAS gemm call with beta=1.
 

@@ -1,4 +1,5 @@
-"""Common-subexpression elimination: two nodes of the same op, attributes and inputs are one."""
+"""Common-subexpression elimination: two nodes of the same op, attributes and inputs are one;
+and the windows a convolution and its filter gradient both lay out become one node first."""
 
 from __future__ import annotations
 
