@@ -3,9 +3,9 @@
 ``make_graphc`` compiles the MLP 784-256-256-10 (ReLU, softmax cross-entropy, SGD lr 0.01) at
 optimize=2 (planned buffers, in-place ufuncs); ``make_graphc_O3`` at optimize=3 (updates of
 the large weights folded into their gradient products by BLAS gemm); ``make_graphc_O1`` at
-optimize=1 (one plain NumPy statement per node), so the table shows what each level buys. Both start from
-`make_problem`'s parameters and minibatch, so `reference_step_check` can check them against the
-baselines.
+optimize=1 (one plain NumPy statement per node), so the table shows what each level buys.
+All start from `make_problem`'s parameters and minibatch, so `reference_step_check` can check
+them against the baselines.
 
 Run ``python -m benchmarks.mlp_graphc`` for the table with ratios to hand_tuned.
 """

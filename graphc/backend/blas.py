@@ -33,7 +33,10 @@ def _numpy_gemm():
 
     here = os.path.dirname(np.__file__)
     for folder in (os.path.join(here, os.pardir, "numpy.libs"), os.path.join(here, ".dylibs")):
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:  # no such folder: NumPy not from a wheel, or not this platform's
+            continue
         for name in (n for n in names if "blas" in n.lower()):
             try:
                 lib = ctypes.CDLL(os.path.join(folder, name))

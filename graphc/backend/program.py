@@ -54,6 +54,8 @@ class Program:
         self._stage_code = stage_code
         self._fn = load(source)["main"]
         self._by_name = {n.name: n for n in signature.inputs}
+        #: Each input with the number of classes its labels index (None for other inputs).
+        self._feed_checks = [(n, signature.classes.get(n.id)) for n in signature.inputs]
 
     # --- running ---
     def __call__(self, **feeds: Any) -> list[np.ndarray]:
@@ -77,10 +79,12 @@ class Program:
                 parts.append(f"unknown input(s) {extra}")
             raise FeedError("; ".join(parts) + f"; the program takes {list(self._by_name)}")
         dims: dict[str, tuple[int, str]] = {}
-        arrays = [_check_feed(node, feeds[node.name], dims) for node in self.signature.inputs]
-        for node, array in zip(self.signature.inputs, arrays):
-            if node.id in self.signature.classes:
-                _check_labels(node.name, array, self.signature.classes[node.id])
+        arrays = []
+        for node, classes in self._feed_checks:
+            array = _check_feed(node, feeds[node.name], dims)
+            if classes is not None:
+                _check_labels(node.name, array, classes)
+            arrays.append(array)
         return arrays
 
     # --- inspection and saving ---
