@@ -238,7 +238,8 @@ def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
 def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: list[str],
                  e: Emitter) -> list[str]:
     """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
-    or the ufunc steps of an elementwise expression, or of an in-place update."""
+    the ufunc steps of an elementwise expression or of an in-place update, or an op's own
+    ``emit_placed`` code with its buffers bound to names."""
     out = None if placement.out is None else buffers[placement.out]
     scratch = node.op.scratch(node)
     if scratch is not None:  # name the buffers, then the op writes into them

@@ -2,8 +2,9 @@
 
 Temporaries cost page faults, not arithmetic (see performance-notes.md): a NumPy step that
 allocates its intermediates afresh at every call spends much of its time in the allocator.
-The plan gives every matrix product and every elementwise node (fused expression or in-place
-update) a buffer that the generated module allocates once and reuses at every call.
+The plan gives every matrix product, every elementwise node (fused expression or in-place
+update) and every op that declares its scratch arrays (``Op.scratch``: convolutions, pools,
+softmax, one_hot) a buffer that the generated module allocates once and reuses at every call.
 
 Liveness runs over the final schedule. A node's value is live until its last reader has run;
 a reader whose result may be a view of its input (``x.T``, ``reshape``, ``broadcast_to``)
@@ -169,7 +170,7 @@ def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], tak
         return None
     inputs_held = {holder[x.id] for x in node.inputs if x.id in holder}
     scratch = node.op.scratch(node)
-    if scratch is not None:  # convolutions, pools: the op writes into buffers itself
+    if scratch is not None:  # the op writes into its buffer and scratch itself
         out = take(node.shape, node.dtype, inputs_held)
         temps = tuple(take(shape, dtype, inputs_held | {out}) for _, shape, dtype in scratch)
         return Placement(out, temps)
