@@ -105,7 +105,7 @@ def numpy_blas_found() -> bool:
     return bool(_GEMM)
 
 
-#: The helpers as the generated module defines them.
-SOURCE = "\n\n".join(inspect.getsource(f) for f in (_numpy_gemm,)) + \
-    "\n\n_GEMM = _numpy_gemm()\n\n\n" + \
+#: The helpers as the generated module defines them, and every name they define there.
+SOURCE = inspect.getsource(_numpy_gemm) + "\n\n_GEMM = _numpy_gemm()\n\n\n" + \
     "\n\n".join(inspect.getsource(f) for f in (_layout, _gemm))
+NAMES = frozenset({"_GEMM"} | {f.__name__ for f in (_numpy_gemm, _layout, _gemm)})

@@ -11,13 +11,13 @@ import builtins
 import keyword
 import re
 
+from graphc.backend import blas
 from graphc.backend.expr_printer import HELPERS
 
 #: Names the generated module itself defines or uses: its function, NumPy, its helpers and
 #: private tables, and Python's builtins.
 MODULE_NAMES = {"np", "main", "numpy", "_main", "_allocate", "_buffer", "_buffers",
-                "_check_finite", "_NODES", "_saved", "_gemm", "_layout", "_GEMM",
-                "_numpy_gemm"}
+                "_check_finite", "_NODES", "_saved"} | blas.NAMES
 RESERVED = MODULE_NAMES | set(HELPERS) | set(dir(builtins))
 
 _WORDS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
