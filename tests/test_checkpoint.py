@@ -7,6 +7,7 @@ through ``Trainer.fit`` and through ``graphc train --resume``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import zipfile
@@ -204,10 +205,15 @@ def test_resume_falls_back_past_corrupt_and_truncated_checkpoints(data, referenc
     with pytest.warns(CheckpointWarning) as caught:
         history = trainer.fit(*data, checkpoint_dir=tmp_path, resume=True, **FIT)
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 2
+    assert len(messages) == 4
     assert messages[0].startswith(f"skipping checkpoint {newest}: unreadable")
     assert f"skipping checkpoint {second}: " in messages[1]
-    assert all(m.endswith("falling back to the previous one") for m in messages)
+    assert all(m.endswith("falling back to the previous one") for m in messages[:2])
+    # the first checkpoint the resumed run writes (step 20) sets the two damaged ones aside
+    assert messages[2].startswith(f"set aside damaged checkpoint as {newest}.corrupt ")
+    assert messages[3].startswith(f"set aside damaged checkpoint as {second}.corrupt ")
+    assert sorted(checkpoint.set_aside(tmp_path)) == sorted([newest + ".corrupt",
+                                                            second + ".corrupt"])
     assert_same_run(trainer, history, reference)
 
 
@@ -279,6 +285,202 @@ def test_resume_with_early_stopping_replays_the_same_stop(data, tmp_path):
         assert_same_run(trainer, history, (arrays(straight), want))
 
 
+# --- nothing saved is lost: pruning past damage, bad metadata, failing disks ------------------
+def small(directory, steps) -> dict[str, bytes]:
+    """Tiny valid checkpoints at ``steps`` in ``directory``; their bytes by file name."""
+    for step in steps:
+        checkpoint.write(os.path.join(directory, checkpoint.file_name(step)),
+                         {"W": np.full(3, float(step))}, {"step": step})
+    return snapshot(directory)
+
+
+def snapshot(directory) -> dict[str, bytes]:
+    """Every file in ``directory`` (temporary files included), name to bytes."""
+    return {name: open(os.path.join(directory, name), "rb").read()
+            for name in sorted(os.listdir(directory))}
+
+
+def test_prune_keeps_the_newest_valid_and_sets_damaged_ones_aside(tmp_path):
+    small(tmp_path, [4, 8, 12, 16])
+    damaged = str(tmp_path / checkpoint.file_name(12))
+    open(damaged, "wb").write(b"PK\x03\x04 not a zip")
+    with pytest.warns(CheckpointWarning, match=f"set aside damaged checkpoint as {damaged}"
+                                                f".corrupt \\({damaged}: unreadable"):
+        checkpoint.prune(tmp_path, 2)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000008.npz", "ckpt-00000012.npz.corrupt",
+                                            "ckpt-00000016.npz"]
+    assert checkpoint.set_aside(tmp_path) == [damaged + ".corrupt"]
+    assert open(damaged + ".corrupt", "rb").read() == b"PK\x03\x04 not a zip"
+    assert checkpoint.read(tmp_path / checkpoint.file_name(8)).arrays["W"][0] == 8.0
+
+
+def test_prune_touches_nothing_while_no_checkpoint_is_valid(tmp_path):
+    for step in (4, 8):
+        (tmp_path / checkpoint.file_name(step)).write_bytes(b"garbage")
+    before = snapshot(tmp_path)
+    checkpoint.prune(tmp_path, 1)
+    assert snapshot(tmp_path) == before
+
+
+def test_keep_1_with_a_corrupt_newest_checkpoint_keeps_the_fresh_ones(data, reference, tmp_path):
+    """The corrupt ckpt-30 has the highest step; pruning used to keep it and delete each
+    fresh checkpoint, so a second resume started from scratch again."""
+    corrupt = tmp_path / checkpoint.file_name(30)
+    corrupt.write_bytes(b"PK\x03\x04 broken")
+    with pytest.warns(CheckpointWarning):
+        make_trainer().fit(*data, checkpoint_dir=tmp_path, resume=True, keep=1,
+                           **{**FIT, "epochs": 1})
+    assert [os.path.basename(p) for p in checkpoint.listing(tmp_path)] == ["ckpt-00000010.npz"]
+    assert checkpoint.set_aside(tmp_path) == [f"{corrupt}.corrupt"]
+    trainer = make_trainer()
+    history = trainer.fit(*data, checkpoint_dir=tmp_path, resume=True, keep=1, **FIT)
+    assert_same_run(trainer, history, reference)  # went on from step 10, not from scratch
+
+
+def test_a_fresh_run_also_deletes_set_aside_checkpoints(data, tmp_path):
+    small(tmp_path, [4])
+    (tmp_path / "ckpt-00000008.npz.corrupt").write_bytes(b"damaged")
+    (tmp_path / "notes.corrupt").write_text("not ours")
+    with pytest.warns(CheckpointWarning, match="deleting 2 checkpoint"):
+        make_trainer().fit(*data, checkpoint_dir=tmp_path, **{**FIT, "epochs": 1})
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000010.npz", "notes.corrupt"]
+
+
+def test_a_directory_with_a_checkpoints_name_is_neither_listed_nor_overwritten(tmp_path):
+    small(tmp_path, [4])
+    (tmp_path / checkpoint.file_name(8)).mkdir()
+    (tmp_path / checkpoint.file_name(8) / "inside").write_text("kept")
+    assert [os.path.basename(p) for p in checkpoint.listing(tmp_path)] == ["ckpt-00000004.npz"]
+    path = tmp_path / checkpoint.file_name(8)
+    with pytest.raises(CheckpointError, match=f"^{path}: cannot write the checkpoint .*: "
+                                              r"Is a directory \(EISDIR\)$"):
+        checkpoint.write(path, {"W": np.zeros(2)}, {})
+    with pytest.raises(CheckpointError, match=f"^{path}: unreadable.*IsADirectoryError"):
+        checkpoint.read(path)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-00000004.npz", "ckpt-00000008.npz"]
+    assert (path / "inside").read_text() == "kept"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("history", None, "has no field 'history'; was it written by another program"),
+    ("batch_size", None, "has no field 'batch_size'"),
+    ("epoch", "1", "metadata field 'epoch' should be a count, got '1'"),
+    ("batch", -2, "metadata field 'batch' should be a count, got -2"),
+    ("stopped", 0, "metadata field 'stopped' should be true or false, got 0"),
+    ("history", [{"epoch": 1}], "metadata field 'history' should be a list of epoch results"),
+    ("rng_state", {"bit_generator": "MT19937"}, "'rng_state' is not a state of PCG64 "
+                                                "\\(state must be for a PCG64"),
+])
+def test_bad_metadata_is_refused_by_name_and_changes_nothing(data, series, tmp_path, field,
+                                                             value, message):
+    """A checkpoint that verifies but whose metadata lacks a field or has one of the wrong
+    kind (another program wrote it): a CheckpointError naming the file and the field."""
+    ckpt = checkpoint.read(series[3])
+    meta = {k: v for k, v in ckpt.meta.items() if k != "format"}
+    if value is None:
+        del meta[field]
+    else:
+        meta[field] = value
+    path = tmp_path / os.path.basename(series[3])
+    checkpoint.write(path, ckpt.arrays, meta)
+    trainer = make_trainer()
+    before = arrays(trainer)
+    with pytest.raises(CheckpointError, match=f"^{path}: .*{message}"):
+        trainer.fit(*data, checkpoint_dir=tmp_path, resume=True, **FIT)
+    assert all(np.array_equal(before[k], v) for k, v in arrays(trainer).items())
+
+
+def test_a_checkpoint_directory_that_is_a_file_fails_before_training(data, tmp_path):
+    occupied = tmp_path / "ck"
+    occupied.write_text("a file")
+    trainer = make_trainer()
+    before = arrays(trainer)
+    for resume in (False, True):
+        with pytest.raises(CheckpointError, match=f"^{occupied}: the checkpoint directory is "
+                                                  "a file, not a directory$"):
+            trainer.fit(*data, checkpoint_dir=occupied, resume=resume, **FIT)
+    with pytest.raises(CheckpointError, match=f"^{occupied / 'sub'}: cannot create the "
+                                              r"checkpoint directory: Not a directory \(ENOTDIR"):
+        trainer.fit(*data, checkpoint_dir=occupied / "sub", **FIT)
+    assert all(np.array_equal(before[k], v) for k, v in arrays(trainer).items())
+    assert occupied.read_text() == "a file"
+
+
+def _fail(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    return fail
+
+
+def _savez_then_fail(f, **arrays):
+    f.write(b"PK\x03\x04 the first bytes of a zip")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("target, replacement, reason", [
+    ("numpy.savez", _savez_then_fail, r"No space left on device \(ENOSPC\)"),
+    ("os.fsync", _fail(errno.ENOSPC), r"No space left on device \(ENOSPC\)"),
+    ("os.replace", _fail(errno.EROFS), r"Read-only file system \(EROFS\)"),
+    ("tempfile.mkstemp", _fail(errno.EROFS), r"Read-only file system \(EROFS\)"),
+    ("tempfile.mkstemp", _fail(errno.EACCES), r"Permission denied \(EACCES\)"),
+])
+@pytest.mark.parametrize("step", [12, 8])  # a new file, and over an existing one
+def test_a_failed_write_loses_nothing_and_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                                   target, replacement, reason,
+                                                                   step):
+    before = small(tmp_path, [4, 8])
+    monkeypatch.setattr(target, replacement)
+    path = tmp_path / checkpoint.file_name(step)
+    with pytest.raises(CheckpointError, match=f"^{path}: cannot write the checkpoint "
+                                              f"\\(the earlier ones are intact\\): {reason}$"):
+        checkpoint.write(path, {"W": np.zeros(1000)}, {"step": step})
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before  # same files, same bytes, no .tmp-*
+    assert checkpoint.latest(tmp_path).meta["step"] == 8
+
+
+def test_a_run_whose_checkpoint_cannot_be_written_stops_and_resumes_from_the_last_one(
+        data, reference, tmp_path, monkeypatch):
+    """The disk fills up when the step-12 checkpoint is renamed into place: fit raises a
+    CheckpointError naming it, steps 4, 8 and 10 are on disk, and a resume replays the run."""
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.fspath(dst).endswith(checkpoint.file_name(12)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / checkpoint.file_name(12)}: cannot "
+                                              r"write .*No space left on device \(ENOSPC\)$"):
+        make_trainer().fit(*data, checkpoint_dir=tmp_path, checkpoint_every=4, keep=5, **FIT)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == [checkpoint.file_name(s) for s in (4, 8, 10)]
+    trainer = make_trainer()
+    history = trainer.fit(*data, checkpoint_dir=tmp_path, resume=True, **FIT)
+    assert_same_run(trainer, history, reference)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory anyway; "
+                    "the monkeypatched EROFS/EACCES cases above stand in for it")
+def test_a_read_only_directory_gives_a_checkpoint_error(tmp_path):
+    before = small(tmp_path, [4])
+    os.chmod(tmp_path, 0o555)
+    try:
+        with pytest.raises(CheckpointError, match=r"Permission denied \(EACCES\)$"):
+            checkpoint.write(tmp_path / checkpoint.file_name(8), {"W": np.zeros(2)}, {})
+    finally:
+        os.chmod(tmp_path, 0o755)
+    assert snapshot(tmp_path) == before
+
+
+def test_save_to_a_missing_directory_gives_a_checkpoint_error(tmp_path):
+    path = tmp_path / "absent" / "params.npz"
+    with pytest.raises(CheckpointError, match=f"^{path}: cannot write the parameters: "
+                                              r"No such file or directory \(ENOENT\)$"):
+        make_trainer().save(path)
+
+
 # --- graphc train ----------------------------------------------------------------------------
 def test_cli_train_checkpoints_and_resumes(tmp_path, capsys):
     directory = str(tmp_path / "ck")
@@ -306,6 +508,16 @@ def test_cli_default_checkpoint_dir_is_named_after_the_example(tmp_path, monkeyp
     assert "checkpoints in checkpoints/mlp_digits" in capsys.readouterr().out
     assert [os.path.basename(p) for p in checkpoint.listing("checkpoints/mlp_digits")] == [
         "ckpt-00000034.npz"]
+
+
+def test_cli_checkpoint_dir_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    occupied = tmp_path / "ck"
+    occupied.write_text("a file")
+    assert main(["train", DIGITS, "--checkpoint-dir", str(occupied)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (f"graphc train: {occupied}: the checkpoint directory is a file, "
+                            "not a directory\n")
+    assert "epoch 1" not in captured.out
 
 
 @pytest.mark.parametrize("flag", ["--keep", "--checkpoint-every", "--epochs"])

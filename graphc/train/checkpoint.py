@@ -9,10 +9,17 @@ name can, so they never collide with an array.
 A file that cannot be read as a zip of arrays, lacks an entry, or fails its checksum raises
 CheckpointError; ``latest`` skips such files with a warning and falls back to older ones, so a
 run killed while writing (or a disk that flipped a bit) costs at most one checkpoint.
+
+Nothing saved is lost: a write that fails (a full or read-only disk, a directory in the way)
+raises CheckpointError naming the file and the reason, and leaves the earlier checkpoints and
+no temporary file. ``prune`` keeps the newest *valid* checkpoints: a damaged file never counts
+towards ``keep``, and is set aside as ``<name>.corrupt`` (kept for inspection, never read
+again), not deleted, and only once a valid checkpoint exists to resume from instead.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +27,7 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +41,8 @@ FORMAT = 1
 META_KEY = "graphc:meta"
 CHECKSUM_KEY = "graphc:sha256"
 _NAME = re.compile(r"ckpt-(\d+)\.npz")
+#: The suffix ``prune`` gives a damaged checkpoint it sets aside.
+CORRUPT_SUFFIX = ".corrupt"
 #: What reading a damaged .npz can raise, depending on where the damage is.
 _UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
@@ -70,15 +79,46 @@ def digest(entries: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def os_error(path: str, doing: str, err: OSError) -> CheckpointError:
+    """A CheckpointError for an OSError met while ``doing`` something to ``path``: the path,
+    the action, and the errno's meaning and name (``No space left on device (ENOSPC)``)."""
+    if err.errno in errno.errorcode:
+        reason = f"{os.strerror(err.errno)} ({errno.errorcode[err.errno]})"
+    else:
+        reason = f"{type(err).__name__}: {err}"
+    return CheckpointError(f"{path}: cannot {doing}: {reason}")
+
+
+def ensure_directory(directory: str | os.PathLike) -> None:
+    """Create the checkpoint directory (and its parents) if absent; CheckpointError if it
+    cannot be, e.g. because a file of that name is in the way."""
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CheckpointError(f"{directory}: the checkpoint directory is a file, not a "
+                              "directory")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise os_error(directory, "create the checkpoint directory", err) from err
+
+
 def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
           meta: Mapping[str, Any]) -> None:
-    """Write a checkpoint atomically (temporary file, fsync, rename): never half a file."""
+    """Write a checkpoint atomically (temporary file, fsync, rename): never half a file.
+
+    An OSError (full or read-only disk, a directory at ``path``...) becomes a CheckpointError
+    naming the file; the temporary file is removed and whatever was at ``path`` is left.
+    """
     if META_KEY in arrays or CHECKSUM_KEY in arrays:
         raise ValueError(f"array names {META_KEY!r} and {CHECKSUM_KEY!r} are reserved")
+    path = os.fspath(path)
     text = json.dumps({"format": FORMAT, **meta}, sort_keys=True)
     entries = {**arrays, META_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}
     entries[CHECKSUM_KEY] = np.frombuffer(digest(entries).encode("ascii"), dtype=np.uint8)
-    atomic_write(os.fspath(path), lambda f: np.savez(f, **entries))
+    try:
+        atomic_write(path, lambda f: np.savez(f, **entries))
+    except OSError as err:
+        raise os_error(path, "write the checkpoint (the earlier ones are intact)", err) from err
 
 
 def read(path: str | os.PathLike) -> Checkpoint:
@@ -105,12 +145,14 @@ def read(path: str | os.PathLike) -> Checkpoint:
 
 def listing(directory: str | os.PathLike) -> list[str]:
     """The checkpoint files in ``directory``, oldest (fewest steps) first; temporary files of
-    an interrupted write and other files are not listed."""
+    an interrupted write, set-aside ``.corrupt`` files, other files, and directories that
+    happen to have a checkpoint's name are not listed."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         return []
-    found = [(int(m.group(1)), name) for name in os.listdir(directory)
-             if (m := _NAME.fullmatch(name))]
+    with os.scandir(directory) as entries:
+        found = [(int(m.group(1)), entry.name) for entry in entries
+                 if (m := _NAME.fullmatch(entry.name)) and entry.is_file()]
     return [os.path.join(directory, name) for _, name in sorted(found)]
 
 
@@ -129,7 +171,51 @@ def latest(directory: str | os.PathLike) -> Checkpoint | None:
 
 
 def prune(directory: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
+    """Keep the newest ``keep`` checkpoints in ``directory`` that verify, delete older ones.
+
+    Files are read newest first until ``keep`` verify; a damaged one among them does not count
+    and is set aside as ``<name>.corrupt`` with a CheckpointWarning, but only if a valid
+    checkpoint was found (the trainer prunes right after writing one, so that one is newer):
+    with none valid, nothing is touched. Files older than the kept ones are deleted unread.
+    """
+    if keep < 1:
+        raise ValueError(f"prune: keep must be at least 1, got {keep!r}")
+    kept, damaged = 0, []
     paths = listing(directory)
-    for path in paths[: max(len(paths) - keep, 0)]:
-        os.unlink(path)
+    while paths and kept < keep:
+        path = paths.pop()
+        try:
+            read(path)
+            kept += 1
+        except CheckpointError as err:
+            damaged.append((path, err))
+    if not kept:
+        return
+    for path, err in damaged:
+        try:
+            os.replace(path, path + CORRUPT_SUFFIX)
+        except OSError as os_err:
+            raise os_error(path, "set aside the damaged checkpoint", os_err) from os_err
+        warnings.warn(f"set aside damaged checkpoint as {path + CORRUPT_SUFFIX} ({err})",
+                      CheckpointWarning, stacklevel=2)
+    delete(paths)
+
+
+def set_aside(directory: str | os.PathLike) -> list[str]:
+    """The damaged checkpoints ``prune`` set aside in ``directory``, in name order."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        return []
+    with os.scandir(directory) as entries:
+        return sorted(entry.path for entry in entries if entry.is_file()
+                      and entry.name.endswith(CORRUPT_SUFFIX)
+                      and _NAME.fullmatch(entry.name[: -len(CORRUPT_SUFFIX)]))
+
+
+def delete(paths: Sequence[str]) -> None:
+    """Delete checkpoint files; CheckpointError names the first that cannot be deleted."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError as err:
+            raise os_error(path, "delete the checkpoint", err) from err

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -61,10 +61,52 @@ class _Progress:
     stopped: bool = False  # by early stopping: a resumed run does not train on
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> _Progress:
-        values = {f.name: meta[f.name] for f in fields(cls)}
+    def from_meta(cls, path: str, meta: dict[str, Any]) -> _Progress:
+        """The progress a checkpoint's metadata records. CheckpointError names the first
+        field that is missing or not of its kind, before anything of the run is changed."""
+        values = {f.name: _meta_field(path, meta, f.name) for f in fields(cls)}
         values["history"] = [EpochResult(**r) for r in values["history"]]
         return cls(**values)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_EPOCH_FIELDS = {f.name for f in fields(EpochResult)}
+#: Each metadata field a resumed run reads: a test of its value, and what the test wants.
+_META_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epoch": (_count, "a count"),
+    "batch": (_count, "a count"),
+    "global_step": (_count, "a count"),
+    "epochs_since_best": (_count, "a count"),
+    "batch_size": (_count, "a count"),
+    "train_size": (_count, "a count"),
+    "rng_state": (lambda v: isinstance(v, dict), "a generator state (a JSON object)"),
+    "epoch_losses": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
+    "history": (lambda v: isinstance(v, list) and all(
+        isinstance(r, dict) and r.keys() == _EPOCH_FIELDS for r in v),
+        f"a list of epoch results with the fields {sorted(_EPOCH_FIELDS)}"),
+    "best_val_loss": (lambda v: v is None or _number(v), "a number or null"),
+    "best_epoch": (lambda v: v is None or _count(v), "a count or null"),
+    "stopped": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _meta_field(path: str, meta: dict[str, Any], name: str) -> Any:
+    """The metadata field ``name``, checked to be of its kind; CheckpointError otherwise."""
+    if name not in meta:
+        raise CheckpointError(f"{path}: the checkpoint's metadata has no field {name!r}; was "
+                              "it written by another program or version?")
+    test, kind = _META_KINDS[name]
+    if not test(meta[name]):
+        raise CheckpointError(f"{path}: metadata field {name!r} should be {kind}, "
+                              f"got {meta[name]!r:.80}")
+    return meta[name]
 
 
 @dataclass(frozen=True)
@@ -121,11 +163,13 @@ class Trainer:
         including those a resumed run had done before it stopped.
 
         With ``checkpoint_dir``, a checkpoint is written there at the end of every epoch and,
-        with ``checkpoint_every=N``, after every N-th step; the newest ``keep`` are kept. A
-        fresh run (``resume=False``) first deletes the checkpoints of an earlier run there,
-        with a warning. ``resume=True`` continues from the newest checkpoint that verifies,
-        skipping corrupt ones with a warning (or starts afresh if there is none), and trains
-        on until ``epochs`` epochs are done in all.
+        with ``checkpoint_every=N``, after every N-th step; the newest ``keep`` that verify
+        are kept (a damaged one is set aside as ``.corrupt``, see ``checkpoint.prune``). A
+        checkpoint that cannot be written (full or read-only disk) raises CheckpointError and
+        leaves the earlier ones. A fresh run (``resume=False``) first deletes the checkpoints
+        of an earlier run there, with a warning. ``resume=True`` continues from the newest
+        checkpoint that verifies, skipping corrupt ones with a warning (or starts afresh if
+        there is none), and trains on until ``epochs`` epochs are done in all.
 
         ``patience=P`` (which needs ``val``) stops once the validation loss has not improved
         for P epochs, and at the end puts back the parameters of the epoch where it was best.
@@ -163,31 +207,34 @@ class Trainer:
         self._best = {}
         if plan is None:
             return _Progress()
+        checkpoint.ensure_directory(plan.directory)  # a bad directory fails now, not an epoch on
         if not resume:
-            old = checkpoint.listing(plan.directory)
+            old = checkpoint.listing(plan.directory) + checkpoint.set_aside(plan.directory)
             if old:
                 warnings.warn(f"starting afresh: deleting {len(old)} checkpoint(s) of an earlier "
                               f"run in {plan.directory} (resuming would continue it)",
                               CheckpointWarning, stacklevel=3)
-                checkpoint.prune(plan.directory, 0)
+                checkpoint.delete(old)
             return _Progress()
         ckpt = checkpoint.latest(plan.directory)
         if ckpt is None:
             if progress:
                 print(f"no checkpoint in {plan.directory}; starting from the beginning")
             return _Progress()
-        run = self._restore(ckpt, plan)
-        rng.bit_generator.state = run.rng_state
+        run = self._restore(ckpt, plan, rng)
         if progress:
             print(f"resuming from {ckpt.path} (step {run.global_step}): epoch {run.epoch + 1}, "
                   f"minibatch {run.batch + 1}", flush=True)
         return run
 
-    def _restore(self, ckpt: checkpoint.Checkpoint, plan: _Checkpoints) -> _Progress:
-        """Check that the checkpoint fits this model and data, then load it into the arrays."""
+    def _restore(self, ckpt: checkpoint.Checkpoint, plan: _Checkpoints,
+                 rng: np.random.Generator) -> _Progress:
+        """Check that the checkpoint fits this model and data, then load it into the arrays
+        and set the data-order generator back; a misfit changes nothing."""
         for key, here in (("batch_size", plan.batch_size), ("train_size", plan.train_size)):
-            if ckpt.meta.get(key) != here:
-                raise CheckpointError(f"{ckpt.path}: saved with {key} {ckpt.meta.get(key)}, "
+            saved = _meta_field(ckpt.path, ckpt.meta, key)
+            if saved != here:
+                raise CheckpointError(f"{ckpt.path}: saved with {key} {saved}, "
                                       f"this run has {here}: resuming would not replay the "
                                       "same minibatches")
         for name, node in self.owned.items():
@@ -198,17 +245,24 @@ class Trainer:
             if saved.shape != node.value.shape or saved.dtype != node.value.dtype:
                 raise CheckpointError(f"{ckpt.path}: {name} is {saved.dtype} {saved.shape}, "
                                       f"the model's is {node.value.dtype} {node.value.shape}")
+        run = _Progress.from_meta(ckpt.path, ckpt.meta)
+        try:
+            type(rng.bit_generator)().state = run.rng_state  # a scratch generator, to check
+        except (TypeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{ckpt.path}: metadata field 'rng_state' is not a state of "
+                                  f"{type(rng.bit_generator).__name__} ({err})") from err
         for name, node in self.owned.items():
             node.value[...] = ckpt.arrays[name]
         self._best = {name: ckpt.arrays[f"best:{name}"] for name in self._param_names()
                       if f"best:{name}" in ckpt.arrays}
-        return _Progress.from_meta(ckpt.meta)
+        rng.bit_generator.state = run.rng_state
+        return run
 
     def _checkpoint(self, plan: _Checkpoints, run: _Progress) -> None:
         arrays = {name: node.value for name, node in self.owned.items()}
         arrays.update({f"best:{name}": value for name, value in self._best.items()})
         meta = {**asdict(run), "batch_size": plan.batch_size, "train_size": plan.train_size}
-        os.makedirs(plan.directory, exist_ok=True)
+        checkpoint.ensure_directory(plan.directory)  # deleted since the run started?
         path = os.path.join(plan.directory, checkpoint.file_name(run.global_step))
         checkpoint.write(path, arrays, meta)
         checkpoint.prune(plan.directory, plan.keep)
@@ -244,9 +298,13 @@ class Trainer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the parameters, by generated name, to an .npz file atomically (a crash
-        leaves the old file)."""
+        leaves the old file); CheckpointError names the file if it cannot be written."""
+        path = os.fspath(path)
         arrays = {self.step.names[p.id]: p.value for p in self.params}
-        atomic_write(os.fspath(path), lambda f: np.savez(f, **arrays))
+        try:
+            atomic_write(path, lambda f: np.savez(f, **arrays))
+        except OSError as err:
+            raise checkpoint.os_error(path, "write the parameters", err) from err
 
     def load(self, path: str | os.PathLike) -> None:
         """Read parameters saved by ``save`` into the live arrays, checking names and shapes."""
