@@ -17,6 +17,7 @@ from graphc.errors import (
     FeedError,
     GraphcError,
     NumericsError,
+    OptimizerError,
     ShapeError,
 )
 from graphc.example import Example
@@ -61,13 +62,14 @@ from graphc.ops.dropout import dropout
 from graphc.ops.leaves import constant, input, param, scalar, seed
 from graphc.passes.autodiff import grad
 from graphc.render import render, render_steps
-from graphc.train.optimizers import SGD, Adam, Momentum, Optimizer, RMSProp
+from graphc.train.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSProp
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "CheckpointError", "DataError", "Example", "FeedError", "GraphcError", "Momentum",
-    "Node", "NumericsError", "Optimizer", "RMSProp", "SGD", "ShapeError", "abs", "accuracy",
+    "Adam", "AdamW", "CheckpointError", "DataError", "Example", "FeedError", "GraphcError",
+    "Momentum", "Node", "NumericsError", "Optimizer", "OptimizerError", "RMSProp", "SGD",
+    "ShapeError", "abs", "accuracy",
     "argmax", "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",
     "from_sympy", "grad", "hinge", "input", "l1", "l2_penalty", "leaky_relu", "log",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",

@@ -23,5 +23,10 @@ class NumericsError(GraphcError, FloatingPointError):
     """A node produced NaN or Inf while check_numerics was on."""
 
 
+class OptimizerError(GraphcError, ValueError):
+    """An optimizer was given a hyperparameter of the wrong type or out of its range, or a
+    parameter it cannot update (an integer one)."""
+
+
 class CheckpointError(GraphcError):
     """A checkpoint file is missing, truncated or fails its checksum."""
