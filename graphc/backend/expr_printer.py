@@ -1,28 +1,59 @@
 """Printing an elementwise SymPy expression as vectorized NumPy code.
 
 A SymPy printer with one ``_print_<Function>`` method per function, in the style of SymPy's
-own printers. Numbers print as Python literals, which NumPy treats as weakly typed, so a
-float32 expression stays float32.
+own printers, and three rules that make what it writes compute what the expression means:
+
+- **Precedence, always.** Every operand is parenthesized by SymPy's precedence table where
+  Python would otherwise bind it differently (``np.where(x > 0, x, 0.1*(a + b))``,
+  ``(s**1.5)**0.5``), including the forms this printer writes with lower precedence than the
+  SymPy object they print (``x**-1`` as ``1/x``).
+- **Names, not substitution.** Symbols print through a table of variable names; the
+  expression is never rebuilt with the names in it, so two inputs that happen to be the same
+  array (``exp1/exp1``) are not cancelled by SymPy into ``1``.
+- **The node's dtype.** A mask (relu' is ``y > 0``) is a boolean; it stays one only as a
+  factor of a product with a float array, where NumPy promotes it. Anywhere else (alone, in a
+  sum, negated) it is converted to the node's dtype, so masks never leak into arithmetic as
+  booleans (True + True is True). Branches made only of numbers print in the node's dtype.
+
+Numbers print as Python literals, which NumPy treats as weakly typed, so a float32
+expression stays float32; floats print exactly (``repr``), so the code computes with the
+same constants as the graph.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
+import numpy as np
 import sympy as sp
-from sympy.printing.precedence import PRECEDENCE
+from sympy.logic.boolalg import Boolean, BooleanAtom
+from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from graphc.backend import blas
+from graphc.ops import functions
+
+
+class UnprintableError(ValueError):
+    """An expression holds something that has no NumPy code (``I``, ``oo``, ``Integral``)."""
+
+
+class _cast_step(sp.Function):
+    """A step mask outside a product with a float array: printed converted to the dtype."""
 
 
 class NumPyExprPrinter(StrPrinter):
-    """``g * (1 - t**2)``, ``np.exp(x)``, ``np.where(x > 0, 1.0, 0.1)``."""
+    """``g*(1 - t**2)``, ``np.exp(x)``, ``np.where(x > 0, 1.0, 0.1)``."""
 
-    def _call(self, fn: str, *args: sp.Basic) -> str:
-        return f"{fn}({', '.join(self._print(a) for a in args)})"
+    _default_settings = {**StrPrinter._default_settings, "names": {}, "dtype": "float64",
+                         "floats": frozenset()}
+
+    # --- leaves ---
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self._settings["names"].get(expr, expr.name)
 
     def _print_Float(self, expr: sp.Float) -> str:
-        # 15 significant digits: 1 - 0.9 prints as 0.1, not 0.09999999999999998
-        return repr(float(f"{float(expr):.15g}"))
+        return repr(float(expr))
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         return f"{expr.p}/{expr.q}"
@@ -39,6 +70,26 @@ class NumPyExprPrinter(StrPrinter):
     def _print_Pi(self, expr) -> str:
         return "np.pi"
 
+    def _print_NaN(self, expr) -> str:
+        return "np.nan"
+
+    def _print_Infinity(self, expr) -> str:
+        return "np.inf"
+
+    def _print_NegativeInfinity(self, expr) -> str:
+        return "-np.inf"
+
+    def _number(self, expr: sp.Basic) -> str:
+        """A number in the node's dtype where nothing else would give it one: the branches
+        of ``np.where(c, 1.0, 0.1)`` are float64 whatever the arrays around them."""
+        text = self._print(expr)
+        dtype = self._settings["dtype"]
+        return text if dtype == "float64" else f"np.{dtype}({text})"
+
+    def _branch(self, expr: sp.Basic) -> str:
+        return self._number(expr) if expr.is_number else self._print(expr)
+
+    # --- operators ---
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         base, exp = expr.args
         if exp == sp.S.Half:
@@ -46,15 +97,46 @@ class NumPyExprPrinter(StrPrinter):
         if exp == -sp.S.Half:
             return f"1/{self._call('np.sqrt', base)}"
         if exp == -1:
-            return f"1/{self.parenthesize(base, PRECEDENCE['Pow'])}"
-        return (f"{self.parenthesize(base, PRECEDENCE['Pow'], strict=True)}"
-                f"**{self.parenthesize(exp, PRECEDENCE['Pow'], strict=True)}")
+            return f"1/{self._operand(base, PRECEDENCE['Pow'], strict=False)}"
+        # ** binds right to left: a power as the base needs parentheses, as the exponent not
+        return (f"{self._operand(base, PRECEDENCE['Pow'], strict=False)}"
+                f"**{self._operand(exp, PRECEDENCE['Pow'], strict=True)}")
 
-    def _print_Max(self, expr) -> str:
-        return self._fold("np.maximum", expr.args)
+    def _operand(self, expr: sp.Basic, level: int, strict: bool) -> str:
+        """``expr`` as an operand of an operator of precedence ``level``, in parentheses where
+        Python would read it otherwise; ``x**-1`` and ``x**-0.5`` print as divisions, of
+        lower precedence than the power SymPy sees."""
+        prec = _printed_precedence(expr)
+        text = self._print(expr)
+        return f"({text})" if prec < level or (not strict and prec <= level) else text
 
-    def _print_Min(self, expr) -> str:
-        return self._fold("np.minimum", expr.args)
+    def parenthesize(self, item, level, strict=False):
+        """SymPy's parenthesize, with the precedence of what this printer writes."""
+        return self._operand(item, level, strict)
+
+    def _print_Relational(self, expr) -> str:
+        level = PRECEDENCE["Relational"]
+        return (f"{self._operand(expr.lhs, level, strict=False)} {expr.rel_op} "
+                f"{self._operand(expr.rhs, level, strict=False)}")
+
+    def _print_And(self, expr) -> str:
+        return self._fold("np.logical_and", expr.args)
+
+    def _print_Or(self, expr) -> str:
+        return self._fold("np.logical_or", expr.args)
+
+    def _print_Not(self, expr) -> str:
+        return self._call("np.logical_not", *expr.args)
+
+    def _print_BooleanTrue(self, expr) -> str:
+        return "True"
+
+    def _print_BooleanFalse(self, expr) -> str:
+        return "False"
+
+    # --- functions ---
+    def _call(self, fn: str, *args: sp.Basic) -> str:
+        return f"{fn}({', '.join(self._print(a) for a in args)})"
 
     def _fold(self, fn: str, args: tuple[sp.Basic, ...]) -> str:
         text = self._print(args[0])
@@ -62,31 +144,40 @@ class NumPyExprPrinter(StrPrinter):
             text = f"{fn}({text}, {self._print(a)})"
         return text
 
+    def _print_Max(self, expr) -> str:
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr) -> str:
+        return self._fold("np.minimum", expr.args)
+
     def _print_Heaviside(self, expr) -> str:
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
-
-    def _print_Relational(self, expr) -> str:
-        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         *pieces, (last_value, last_cond) = expr.args
         if last_cond != sp.true:
-            raise ValueError(f"a Piecewise needs a final 'otherwise' piece: {expr}")
-        text = self._print(last_value)
+            raise UnprintableError(f"a Piecewise needs a final 'otherwise' piece: {expr}")
+        text = self._branch(last_value)
         for value, cond in reversed(pieces):
-            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+            text = f"np.where({self._print(cond)}, {self._branch(value)}, {text})"
         return text
 
     def _print_Function(self, expr) -> str:
         name = expr.func.__name__
         if name in UFUNCS:
             return self._call(UFUNCS[name], *expr.args)
-        raise ValueError(f"graphc cannot write the SymPy function {name} as NumPy code; "
-                         f"functions it can write: {sorted(PRINTABLE)}")
+        raise UnprintableError(f"graphc cannot write the SymPy function {name} as NumPy "
+                               f"code; functions it can write: {sorted(PRINTABLE)}")
 
     # --- graphc's own activations (graphc.ops.functions) ---
+    def _mask(self, x: sp.Basic) -> str:
+        return f"({self._operand(x, PRECEDENCE['Relational'], strict=False)} > 0)"
+
     def _print_step(self, expr) -> str:
-        return f"({self._print(expr.args[0])} > 0)"
+        return self._mask(expr.args[0])
+
+    def _print__cast_step(self, expr) -> str:
+        return f"{self._mask(expr.args[0])}.astype(np.{self._settings['dtype']})"
 
     def _print_relu(self, expr) -> str:
         return f"np.maximum({self._print(expr.args[0])}, 0.0)"
@@ -98,20 +189,33 @@ class NumPyExprPrinter(StrPrinter):
         return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
 
     def _print_leaky_relu(self, expr) -> str:
-        x, alpha = (self._print(a) for a in expr.args)
-        return f"np.where({x} > 0, {x}, {alpha} * {x})"
+        x, alpha = expr.args
+        text = self._print(x)
+        scaled = self._operand(x, PRECEDENCE["Mul"], strict=False)
+        return f"np.where({text} > 0, {text}, {self._print(alpha)}*{scaled})"
 
     def _print_leaky_slope(self, expr) -> str:
-        y, alpha = (self._print(a) for a in expr.args)
-        return f"np.where({y} > 0, 1.0, {alpha})"
+        y, alpha = expr.args
+        return f"np.where({self._print(y)} > 0, {self._number(sp.S.One)}, {self._number(alpha)})"
 
     def _print_elu(self, expr) -> str:
-        x, alpha = (self._print(a) for a in expr.args)
-        return f"np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0.0)))"
+        x, alpha = expr.args
+        text = self._print(x)
+        negative = f"np.expm1(np.minimum({text}, 0.0))"
+        return f"np.where({text} > 0, {text}, {self._print(alpha)}*{negative})"
 
     def _print_elu_slope(self, expr) -> str:
-        y, alpha = (self._print(a) for a in expr.args)
-        return f"np.where({y} > 0, 1.0, {y} + {alpha})"
+        y, alpha = expr.args
+        text = self._print(y)
+        return f"np.where({text} > 0, {self._number(sp.S.One)}, {text} + {self._print(alpha)})"
+
+
+def _printed_precedence(expr: sp.Basic) -> int:
+    """The precedence of what the printer writes for ``expr``: SymPy's, except for the powers
+    it writes as divisions."""
+    if isinstance(expr, sp.Pow) and expr.exp in (-1, -sp.S.Half):
+        return PRECEDENCE["Mul"]
+    return precedence(expr)
 
 
 #: SymPy functions that are NumPy ufuncs (other functions print by their own methods).
@@ -123,10 +227,16 @@ UFUNCS = {
     "floor": "np.floor", "ceiling": "np.ceil",
 }
 
+#: graphc's own functions, each printed by a method of the printer.
+OWN_FUNCTIONS = {f.__name__: f for f in functions.FUNCTIONS}
+
 #: Every SymPy function the printer writes, for the error message of one it cannot.
-PRINTABLE = set(UFUNCS) | {"exp", "log", "tanh", "Abs", "sign", "Max", "Min", "Heaviside",
-                           "Piecewise", "step", "relu", "sigmoid", "softplus", "leaky_relu",
-                           "leaky_slope", "elu", "elu_slope"}
+PRINTABLE = set(UFUNCS) | {"Max", "Min", "Heaviside", "Piecewise"} | set(OWN_FUNCTIONS)
+
+#: The SymPy classes an expression may be built of, besides those functions.
+_STRUCTURE = (sp.Symbol, sp.Add, sp.Mul, sp.Pow, sp.Piecewise, sp.Max, sp.Min, sp.Heaviside,
+              sp.core.relational.Relational, sp.And, sp.Or, sp.Not, BooleanAtom,
+              sp.functions.elementary.piecewise.ExprCondPair, sp.Tuple)
 
 #: Functions the generated module defines for itself, where NumPy has no ufunc or call.
 HELPERS = {
@@ -138,12 +248,70 @@ HELPERS = {
     ),
 }
 
-_printer = NumPyExprPrinter({"order": "none"})
+
+def check_printable(expr: sp.Basic) -> None:
+    """Raise UnprintableError, naming the part, where ``expr`` holds anything the printer
+    has no real NumPy code for: complex or infinite numbers, unevaluated calculus
+    (Integral, Derivative), matrices, functions NumPy lacks."""
+    if not isinstance(expr, (sp.Expr, Boolean)):
+        raise UnprintableError(f"{type(expr).__name__} {expr} is not an elementwise "
+                               "expression")
+    for e in sp.preorder_traversal(expr):
+        if e.is_Atom and e.is_number:
+            if e.is_extended_real is False or e in (sp.zoo, sp.nan):
+                raise UnprintableError(f"{e} (in {expr}) is not a real number")
+            if not isinstance(e, sp.Number) and e not in (sp.pi, sp.E):
+                raise UnprintableError(f"the constant {e} (in {expr}) has no NumPy code")
+        elif isinstance(e, sp.Function) and not isinstance(e, (sp.Piecewise, sp.Max, sp.Min,
+                                                                 sp.Heaviside)):
+            if e.func.__name__ not in PRINTABLE:
+                raise UnprintableError(f"graphc cannot write the SymPy function "
+                                       f"{e.func.__name__} (in {expr}) as NumPy code; "
+                                       f"functions it can write: {sorted(PRINTABLE)}")
+        elif not isinstance(e, _STRUCTURE):
+            raise UnprintableError(f"{type(e).__name__} {e} (in {expr}) has no NumPy code"
+                                   + ("; call .doit() on it first" if hasattr(e, "doit")
+                                      and isinstance(e, (sp.Integral, sp.Derivative, sp.Sum,
+                                                         sp.Product, sp.Subs)) else ""))
 
 
-def numpy_code(expr: sp.Basic) -> str:
-    """The NumPy expression for ``expr``; its free symbols print as their names."""
-    return _printer.doprint(expr)
+def _cast_unsafe_steps(expr: sp.Basic, floats: Collection[sp.Symbol]) -> sp.Basic:
+    """``expr`` with every step mask that is not a factor of a product with a float array
+    replaced by one printed in the node's dtype (see the module docstring)."""
+    if not any(isinstance(e, functions.step) for e in sp.preorder_traversal(expr)):
+        return expr
+
+    def floating(e: sp.Basic) -> bool:
+        return (not e.is_number and bool(e.free_symbols & set(floats))
+                and not isinstance(e, (functions.step, Boolean)))
+
+    def walk(e: sp.Basic, in_float_product: bool) -> sp.Basic:
+        if isinstance(e, functions.step):
+            args = [walk(a, False) for a in e.args]
+            return functions.step(*args) if in_float_product else _cast_step(*args)
+        if not e.args:
+            return e
+        masks_ok = isinstance(e, sp.Mul) and any(floating(f) for f in e.args)
+        return e.func(*(walk(a, masks_ok) for a in e.args))
+
+    with sp.evaluate(False):
+        return walk(expr, False)
+
+
+def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None,
+               dtype: np.dtype | str = "float64",
+               floats: Collection[sp.Symbol] = ()) -> str:
+    """The NumPy expression for ``expr``.
+
+    Symbols print as ``names[symbol]`` (their own names where not given). ``dtype`` is the
+    dtype of the array the expression computes, ``floats`` the symbols that stand for float
+    arrays: together they decide where a mask may stay a boolean.
+    """
+    check_printable(expr)
+    dtype = np.dtype(dtype)
+    name = "bool_" if dtype.kind == "b" else dtype.name  # (NumPy 1.26 has no np.bool)
+    printer = NumPyExprPrinter({"order": "none", "names": dict(names or {}), "dtype": name})
+    return printer.doprint(_cast_unsafe_steps(expr, floats))
 
 
 def helpers_used(expr: sp.Basic) -> set[str]:

@@ -14,10 +14,11 @@ whether its output may overwrite one of its inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import sympy as sp
 
 from graphc.backend.expr_printer import helpers_used, numpy_code
@@ -302,9 +303,12 @@ def _reciprocal(f: sp.Basic) -> bool:
 
 
 def render(lowering: Lowering, names: Mapping[sp.Symbol, str], slots: Mapping[str, str],
-           target: str | None) -> tuple[list[str], set[str]]:
+           target: str | None, dtype: np.dtype, floats: Collection[sp.Symbol] = ()
+           ) -> tuple[list[str], set[str]]:
     """The statements of a lowering with symbols and slots named; the last one binds
-    ``target`` (when given) to the result. Also returns the helpers the plain parts call."""
+    ``target`` (when given) to the result. ``dtype`` is the node's, ``floats`` the symbols of
+    float arrays (for the plain parts: see ``numpy_code``). Also returns the helpers the
+    plain parts call."""
     helpers: set[str] = set()
 
     def text(op: Operand) -> str:
@@ -313,9 +317,8 @@ def render(lowering: Lowering, names: Mapping[sp.Symbol, str], slots: Mapping[st
             return slots[value]
         if kind == "sym":
             return names[value]
-        expr = value.xreplace({s: sp.Symbol(names[s], real=True) for s in value.free_symbols})
-        helpers.update(helpers_used(expr))
-        return numpy_code(expr)
+        helpers.update(helpers_used(value))
+        return numpy_code(value, names, dtype, floats)
 
     lines = []
     for i, step in enumerate(lowering.steps):

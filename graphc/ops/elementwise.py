@@ -10,12 +10,13 @@ op with different expressions. The gradient with respect to input i is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.logic.boolalg import Boolean
 
 from graphc.backend.expr_printer import numpy_code
 from graphc.errors import ShapeError
@@ -23,6 +24,7 @@ from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
 from graphc.ops import functions
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
+from graphc.ops.stable_forms import stable_form
 
 OUT = sp.Symbol("y", real=True)
 
@@ -55,13 +57,12 @@ class Elementwise(Op):
         return np.broadcast_to(value, np.broadcast_shapes(*(a.shape for a in args))).copy()
 
     def emit(self, node, args, e):
-        names = {arg(i): sp.Symbol(a, real=True) for i, a in enumerate(args)}
-        expr = node.attrs["expr"].xreplace(names)
+        expr = node.attrs["expr"]
         e.need_helpers(expr)
-        code = numpy_code(expr)
+        code = print_expression(expr, node, args)
         # an expression that simplified away some inputs (x - x, or fused a + -a) must still
         # have the node's shape and dtype
-        used = [x for i, x in enumerate(node.inputs) if arg(i) in node.attrs["expr"].free_symbols]
+        used = [x for i, x in enumerate(node.inputs) if arg(i) in expr.free_symbols]
         if not used:
             dtype = "bool_" if node.dtype.kind == "b" else node.dtype.name  # (NumPy 1.26 too)
             return f"np.full({e.shape(node.shape)}, {code}, dtype=np.{dtype})"
@@ -89,11 +90,69 @@ class Elementwise(Op):
 def local_derivative(expr: sp.Basic, i: int) -> sp.Basic:
     """d expr / d x_i, written with the output ``y`` wherever it contains expr itself.
 
-    DiracDelta (the derivative of a step, zero almost everywhere) is dropped. Cached: the
-    layers of a deep network repeat the same expressions.
+    The derivative is taken of the expression's stable form (graphc.ops.stable_forms), so
+    that a user's swish ``z/(1 + exp(-z))`` gets ``s + z*s*(1 - s)`` with s = sigmoid(z),
+    finite at z = -1000, rather than SymPy's ``exp(-z)/(1 + exp(-z))**2``, which is inf/inf
+    there. DiracDelta (the derivative of a step, zero almost everywhere) and the derivatives
+    of floor and ceiling (zero almost everywhere, which SymPy leaves unevaluated) are dropped.
+    Cached: the layers of a deep network repeat the same expressions.
     """
-    d = sp.diff(expr, arg(i)).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
-    return d.subs(expr, OUT)
+    stable = stable_form(expr)
+    d = sp.diff(stable, arg(i)).replace(sp.DiracDelta, lambda *a: sp.S.Zero)
+    d = d.replace(lambda e: isinstance(e, sp.Derivative)
+                  and isinstance(e.expr, (sp.floor, sp.ceiling)), lambda e: sp.S.Zero)
+    return d.subs({expr: OUT, stable: OUT})
+
+
+def print_expression(expr: sp.Basic, node: Node, args: Sequence[str]) -> str:
+    """The NumPy code of an elementwise expression whose input i is the variable args[i]
+    (printed by name: two inputs that are one array are not merged and cancelled)."""
+    names = {arg(i): a for i, a in enumerate(args)}
+    inputs = node.inputs[len(node.inputs) - len(args):]
+    floats = {arg(i) for i, x in enumerate(inputs) if x.dtype.kind == "f"}
+    return numpy_code(expr, names, node.dtype, floats)
+
+
+#: Sub-expressions that restrict the real domain or turn finite values into NaN or Inf:
+#: a rewrite that removes one may give a number where NumPy gives NaN (exp(log(x)) is not
+#: x for x < 0; x/x is not 1 at 0).
+PARTIAL_FUNCTIONS = (sp.log, sp.asin, sp.acos, sp.atanh, sp.acosh, sp.tan)
+
+
+def _partial_parts(expr: sp.Basic) -> set[sp.Basic]:
+    parts = set()
+    for e in sp.preorder_traversal(expr):
+        if isinstance(e, PARTIAL_FUNCTIONS):
+            parts.add(e)
+        elif isinstance(e, sp.Pow) and not (e.exp.is_Integer and e.exp >= 0):
+            parts.add(e)  # 1/u at u = 0, u**0.5 or u**v at u < 0
+    return parts
+
+
+def _rebuilt(expr: sp.Basic) -> sp.Basic:
+    """An expression built with ``sp.evaluate(False)``, evaluated bottom-up."""
+    if not expr.args:
+        return expr
+    return expr.func(*(_rebuilt(a) for a in expr.args))
+
+
+def keeps_domain(before: sp.Basic, after: sp.Basic) -> bool:
+    """Whether ``after`` (a rewrite of ``before``) still reads every input symbol and every
+    partial sub-expression of ``before`` (log(u), 1/u, sqrt(u), each in its evaluated form),
+    so that it is NaN or Inf wherever ``before`` is for NumPy's real arithmetic."""
+    if not before.free_symbols <= after.free_symbols:
+        return False
+    present = set(sp.preorder_traversal(after))
+    return all(part in present for p in _partial_parts(before)
+               for part in _partial_parts(_rebuilt(p)))
+
+
+def faithful(unevaluated: sp.Basic) -> sp.Basic | None:
+    """The evaluated form of an expression composed with ``sp.evaluate(False)``, or None
+    where SymPy's evaluation would drop an input or a partial sub-expression (x - x -> 0,
+    x/x -> 1, exp(log(x)) -> x): those hold for finite real numbers but not for NumPy's."""
+    evaluated = _rebuilt(unevaluated)
+    return evaluated if keeps_domain(unevaluated, evaluated) else None
 
 
 def _is_boolean(expr: sp.Basic) -> bool:
@@ -111,33 +170,63 @@ def from_expr(label: str, expr: sp.Basic, symbols: Mapping[sp.Symbol, Node],
     """An elementwise node computing ``expr``, whose free symbols stand for the given nodes.
 
     Scalar constants among the nodes are folded into the expression as numbers, and a node
-    given for two symbols becomes one input. An expression that reduces to a number becomes
-    a constant node.
+    given for two symbols becomes one input, where SymPy's evaluation of the result drops
+    nothing NumPy would compute (``x - x`` keeps both operands: inf - inf is NaN). An
+    expression that reduces to a number becomes a constant node.
     """
     expr = sp.sympify(expr)
+    ordered = sorted(expr.free_symbols, key=lambda s: s.name)
+    folded = _fold(expr, ordered, symbols)
+    if folded is None:  # keep every operand, each its own input
+        inputs = [symbols[s] for s in ordered]
+        folded = expr.xreplace({s: arg(i) for i, s in enumerate(ordered)}), inputs
+    expr, inputs = folded
+    if not inputs:
+        from graphc.ops.leaves import constant
+
+        if isinstance(expr, Boolean):
+            return constant(bool(expr))
+        return constant(float(expr), dtype=dtype or "float64")
+    position = {arg(i): i for i in range(len(inputs))}
+    if expr in position:  # the expression is one of its inputs, unchanged
+        x = inputs[position[expr]]
+        shape = broadcast_shapes(*(symbols[s].shape for s in ordered))
+        if x.shape == shape and x.dtype == float_dtype(*inputs):
+            return x
+    return make("elementwise", inputs, expr=expr, label=label)
+
+
+def _fold(expr: sp.Basic, ordered: Sequence[sp.Symbol], symbols: Mapping[sp.Symbol, Node]
+          ) -> tuple[sp.Basic, list[Node]] | None:
+    """``expr`` over the inputs with scalar constants as numbers and repeated nodes as one
+    symbol, or None where that would change a value (see ``faithful``)."""
     inputs: list[Node] = []
     index: dict[int, sp.Symbol] = {}
     replace: dict[sp.Symbol, sp.Basic] = {}
-    for sym in sorted(expr.free_symbols, key=lambda s: s.name):
+    for sym in ordered:
         node = symbols[sym]
         if node.op.name == "constant" and node.shape == () and np.isfinite(node.value):
-            # str() of a NumPy scalar is its shortest round-trip form in its own precision:
-            # a float32 0.01 stays 0.01, not 0.009999999776482582
-            replace[sym] = number(float(str(node.value[()])) if node.dtype.kind == "f"
-                                  else node.value.item())
+            replace[sym] = _literal(node)
             continue
         if node.id not in index:
             index[node.id] = arg(len(inputs))
             inputs.append(node)
         replace[sym] = index[node.id]
-    expr = expr.xreplace(replace)
-    if not inputs:
-        from graphc.ops.leaves import constant
+    with sp.evaluate(False):
+        composed = expr.xreplace(replace)
+    folded = faithful(composed)
+    return None if folded is None else (folded, inputs)
 
-        return constant(float(expr), dtype=dtype or "float64")
-    if expr in index.values():
-        return inputs[list(index.values()).index(expr)]
-    return make("elementwise", inputs, expr=expr, label=label)
+
+def _literal(node: Node) -> sp.Basic:
+    """A scalar constant as a SymPy number. str() of a NumPy scalar is its shortest
+    round-trip form in its own precision: a float32 0.01 stays 0.01, not 0.0099999997."""
+    value = node.value[()]
+    if node.dtype.kind == "b":
+        return sp.true if value else sp.false
+    if node.dtype.kind == "f":
+        return number(float(str(value)))
+    return sp.Integer(int(value))
 
 
 def number(value: float | int | bool) -> sp.Basic:

@@ -2,7 +2,9 @@
 numerically stable NumPy form.
 
 A derivative is written in terms of the function itself where the math allows it
-(sigmoid' = sigmoid * (1 - sigmoid)), so that autodiff can reuse the forward output.
+(sigmoid' = sigmoid * (1 - sigmoid)), so that autodiff can reuse the forward output. Each
+function evaluates itself at numbers (so ``gc.elu(2.0)`` is the constant 2.0) and is real
+for real arguments (so SymPy never writes ``re(...)`` or ``im(...)`` around it).
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import numpy as np
 import sympy as sp
 
 
-class step(sp.Function):
+class RealFunction(sp.Function):
+    """A function that is real where its arguments are."""
+
+    def _eval_is_real(self):
+        return all(a.is_real for a in self.args) or None
+
+
+class step(RealFunction):
     """The unit step with step(0) = 0: the derivative of relu, as a mask."""
 
     @classmethod
@@ -23,7 +32,7 @@ class step(sp.Function):
         return sp.Integer(0)
 
 
-class relu(sp.Function):
+class relu(RealFunction):
     """max(x, 0). Its derivative is written as a mask of its own output: relu(x) > 0."""
 
     @classmethod
@@ -35,7 +44,7 @@ class relu(sp.Function):
         return step(relu(self.args[0]))
 
 
-class sigmoid(sp.Function):
+class sigmoid(RealFunction):
     """1 / (1 + exp(-x)), computed as 0.5 * (1 + tanh(x / 2)) so that it never overflows."""
 
     @classmethod
@@ -48,7 +57,7 @@ class sigmoid(sp.Function):
         return s * (1 - s)
 
 
-class softplus(sp.Function):
+class softplus(RealFunction):
     """log(1 + exp(x)), computed as logaddexp(0, x) so that it never overflows."""
 
     @classmethod
@@ -60,34 +69,61 @@ class softplus(sp.Function):
         return sigmoid(self.args[0])
 
 
-class leaky_slope(sp.Function):
-    """The derivative of leaky_relu: 1 where x > 0, else alpha."""
+class leaky_slope(RealFunction):
+    """The derivative of leaky_relu, written with its output y: 1 where y > 0, else alpha."""
+
+    @classmethod
+    def eval(cls, y, alpha):
+        if y.is_Number:
+            return sp.Integer(1) if y > 0 else alpha
 
     def fdiff(self, argindex=1):
         return sp.Integer(0)
 
 
-class leaky_relu(sp.Function):
+class leaky_relu(RealFunction):
     """x where x > 0, else alpha * x (0 <= alpha < 1)."""
+
+    @classmethod
+    def eval(cls, x, alpha):
+        if x.is_Number:
+            return x if x > 0 else alpha * x
 
     def fdiff(self, argindex=1):
         x, alpha = self.args
         return leaky_slope(leaky_relu(x, alpha), alpha)
 
 
-class elu_slope(sp.Function):
-    """The derivative of elu written with its output y: 1 where y > 0, else y + alpha."""
+class elu_slope(RealFunction):
+    """The derivative of elu written with its output y: 1 where y > 0, else y + alpha.
+
+    Its own derivative (for elu''): 0 where y > 0, else 1, the step of -y.
+    """
+
+    @classmethod
+    def eval(cls, y, alpha):
+        if y.is_Number:
+            return sp.Integer(1) if y > 0 else y + alpha
 
     def fdiff(self, argindex=1):
-        return sp.Integer(0)
+        return step(-self.args[0]) if argindex == 1 else sp.Integer(0)
 
 
-class elu(sp.Function):
+class elu(RealFunction):
     """x where x > 0, else alpha * (exp(x) - 1)."""
+
+    @classmethod
+    def eval(cls, x, alpha):
+        if x.is_Number:
+            return x if x > 0 else alpha * (sp.exp(x) - 1)
 
     def fdiff(self, argindex=1):
         x, alpha = self.args
         return elu_slope(elu(x, alpha), alpha)
+
+
+#: graphc's own SymPy functions (each has a printer method and a reference implementation).
+FUNCTIONS = (step, relu, sigmoid, softplus, leaky_slope, leaky_relu, elu_slope, elu)
 
 
 def _np_sigmoid(x):
@@ -98,15 +134,21 @@ def _np_elu(x, alpha):
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
+def _float(x, value):
+    """``value`` as an array in the float dtype of an operation on ``x``."""
+    return np.asarray(value, dtype=np.result_type(x, np.float32))
+
+
 #: NumPy implementations for the reference interpreter (``sympy.lambdify``), written
-#: independently of the code generator's printer, so the two check each other.
+#: independently of the code generator's printer, so the two check each other. NaN goes
+#: through each as it goes through NumPy's functions: relu(nan) is nan, as np.maximum's.
 NUMPY_IMPLEMENTATIONS = {
-    "step": lambda x: (x > 0).astype(np.result_type(x, np.float32)),
-    "relu": lambda x: np.where(x > 0, x, 0 * x),
+    "step": lambda x: _float(x, x > 0),
+    "relu": lambda x: np.where(x <= 0, np.zeros_like(x), x),
     "sigmoid": _np_sigmoid,
-    "softplus": lambda x: np.logaddexp(0 * x, x),
-    "leaky_slope": lambda y, alpha: np.where(y > 0, 1 + 0 * y, alpha + 0 * y),
+    "softplus": lambda x: np.logaddexp(np.zeros_like(x), x),
+    "leaky_slope": lambda y, alpha: _float(y, np.where(y > 0, 1.0, alpha)),
     "leaky_relu": lambda x, alpha: np.where(x > 0, x, alpha * x),
-    "elu_slope": lambda y, alpha: np.where(y > 0, 1 + 0 * y, y + alpha),
+    "elu_slope": lambda y, alpha: np.where(y > 0, _float(y, 1.0), y + alpha),
     "elu": _np_elu,
 }

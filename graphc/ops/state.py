@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sympy as sp
-
-from graphc.backend.expr_printer import numpy_code
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
-from graphc.ops.elementwise import arg
+from graphc.ops.elementwise import arg, print_expression
 from graphc.ops.registry import Op, make
 
 MODES = ("=", "+=", "-=")
@@ -52,12 +49,11 @@ class Assign(Op):
 
     def emit(self, node, args, e):
         target, *values = args
-        names = {arg(i): sp.Symbol(a, real=True) for i, a in enumerate(values)}
-        expr = node.attrs["expr"].xreplace(names)
+        expr = node.attrs["expr"]
         e.need_helpers(expr)
         mode = node.attrs["mode"]
         lhs = f"{target}[...]" if mode == "=" else target
-        return [f"{lhs} {mode} {numpy_code(expr)}"]
+        return [f"{lhs} {mode} {print_expression(expr, node, values)}"]
 
 
 def assign(target: Node, value: Node, mode: str = "=") -> Node:

@@ -8,7 +8,7 @@ import sympy as sp
 
 from graphc.ir.graph import consumers
 from graphc.ir.node import Node
-from graphc.ops.elementwise import arg
+from graphc.ops.elementwise import arg, faithful
 from graphc.passes.graph import Graph, clone, rewrite
 
 FUSIBLE = ("elementwise", "assign")
@@ -39,7 +39,27 @@ def fuse_elementwise(graph: Graph) -> Graph:
 
 
 def merge(node: Node, fold: list[bool]) -> Node:
-    """``node`` with the inputs marked in ``fold`` substituted into its expression."""
+    """``node`` with the inputs marked in ``fold`` substituted into its expression, each where
+    SymPy's evaluation of the result keeps every operand and partial sub-expression
+    (``faithful``: exp of log(x) is not x for NumPy, e - e is NaN where e overflowed); the
+    others stay inputs."""
+    merged = _compose(node, fold)
+    if merged is None:
+        chosen = [False] * len(fold)
+        for i in (i for i, f in enumerate(fold) if f):
+            chosen[i] = True
+            if _compose(node, chosen) is None:
+                chosen[i] = False
+        merged = _compose(node, chosen) if any(chosen) else None
+    if merged is None:
+        return node
+    inputs, expr = merged
+    return clone(node, inputs, attrs={**node.attrs, "expr": expr})
+
+
+def _compose(node: Node, fold: list[bool]) -> tuple[tuple[Node, ...], sp.Basic] | None:
+    """The inputs and expression of ``node`` with the marked inputs substituted, or None
+    where that would change a value."""
     k = _offset(node)
     inputs: list[Node] = list(node.inputs[:k])
     index: dict[int, sp.Symbol] = {}
@@ -58,5 +78,7 @@ def merge(node: Node, fold: list[bool]) -> Node:
         else:
             replace[arg(i)] = symbol_for(x)
     # xreplace substitutes simultaneously, so x0 -> f(x1) and x1 -> x0 do not interfere
-    expr = node.attrs["expr"].xreplace(replace)
-    return clone(node, tuple(inputs), attrs={**node.attrs, "expr": expr})
+    with sp.evaluate(False):
+        composed = node.attrs["expr"].xreplace(replace)
+    expr = faithful(composed)
+    return None if expr is None else (tuple(inputs), expr)

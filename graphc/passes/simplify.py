@@ -15,6 +15,7 @@ import sympy as sp
 
 from graphc.ir.node import Node
 from graphc.ops import functions as F
+from graphc.ops.elementwise import keeps_domain
 from graphc.ops.leaves import constant
 from graphc.ops.registry import make
 from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
@@ -31,7 +32,11 @@ CHEAP_FUNCTIONS = (sp.exp, sp.log, F.sigmoid, F.relu, F.softplus, F.step)
 
 @lru_cache(maxsize=4096)
 def _simplest(expr: sp.Basic) -> sp.Basic:
-    """SymPy's simplification of ``expr`` where it is smaller, else ``expr`` itself.
+    """SymPy's simplification of ``expr`` where it is smaller and holds for NumPy's real
+    arithmetic, else ``expr`` itself. SymPy simplifies for finite complex numbers, so
+    exp(2 log(x)) becomes x**2 and (x**2 - 1)/(x + 1) becomes x - 1; for x < 0 and x = -1
+    NumPy gives NaN there, and a rewrite that drops a partial sub-expression is refused
+    (``keeps_domain``).
 
     Cached: the layers of a deep network repeat the same expressions over their own inputs.
     """
@@ -39,7 +44,9 @@ def _simplest(expr: sp.Basic) -> sp.Basic:
             not isinstance(f, CHEAP_FUNCTIONS) for f in expr.atoms(sp.Function)):
         return expr
     simpler = sp.simplify(expr)
-    return simpler if sp.count_ops(simpler) < sp.count_ops(expr) else expr
+    if sp.count_ops(simpler) >= sp.count_ops(expr) or not keeps_domain(expr, simpler):
+        return expr
+    return simpler
 
 
 def simplify_expression(node: Node) -> Node | None:

@@ -8,65 +8,23 @@ gradients), so the gradients are derived from the stable form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
-
 import sympy as sp
 
 from graphc.ir.node import Node
-from graphc.ops import functions as F
 from graphc.ops.nn import sharing_log_probabilities
 from graphc.ops.registry import make
+from graphc.ops.stable_forms import may_match, stable_form
 from graphc.passes.fuse import merge
 from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
-
-_u = sp.Wild("u")
 
 #: How many levels of elementwise inputs a pattern may span (log(1 + exp(u)) spans three).
 LOOK_THROUGH = 4
 
 
-def log_of_sigmoid(expr: sp.Basic) -> sp.Basic:
-    """log(sigmoid(u)) -> -softplus(-u) and log(1 - sigmoid(u)) -> -softplus(u)."""
-    expr = expr.replace(sp.log(F.sigmoid(_u)), -F.softplus(-_u))
-    return expr.replace(sp.log(1 - F.sigmoid(_u)), -F.softplus(_u))
-
-
-def log_one_plus_exp(expr: sp.Basic) -> sp.Basic:
-    """log(1 + exp(u)) -> softplus(u), which never overflows."""
-    return expr.replace(sp.log(1 + sp.exp(_u)), F.softplus(_u))
-
-
-def reciprocal_of_one_plus_exp(expr: sp.Basic) -> sp.Basic:
-    """1 / (1 + exp(-u)) -> sigmoid(u): the lecture's neuron, written out, made stable."""
-    return expr.replace(1 / (1 + sp.exp(_u)), F.sigmoid(-_u))
-
-
-#: Rewrites of elementwise SymPy expressions, tried in this order.
-EXPRESSION_REWRITES: list[Callable[[sp.Basic], sp.Basic]] = [
-    reciprocal_of_one_plus_exp, log_of_sigmoid, log_one_plus_exp,
-]
-
-
-@lru_cache(maxsize=4096)
-def _stable_form(expr: sp.Basic) -> sp.Basic:
-    """``expr`` after every expression rewrite (cached: deep networks repeat expressions)."""
-    for fn in EXPRESSION_REWRITES:
-        expr = fn(expr)
-    return expr
-
-
-def _may_match(expr: sp.Basic) -> bool:
-    """Every pattern starts with a log or a reciprocal: a cheap test before matching."""
-    return isinstance(expr, sp.log) or any(
-        isinstance(e, sp.log) or (isinstance(e, sp.Pow) and e.exp == -1)
-        for e in sp.preorder_traversal(expr))
-
-
 def stable_expression(node: Node) -> Node | None:
     """An elementwise node with its elementwise inputs looked through and the expression
     rewritten, where a rewrite fires; None where none does."""
-    if node.op.name != "elementwise" or not _may_match(node.attrs["expr"]):
+    if node.op.name != "elementwise" or not may_match(node.attrs["expr"]):
         return None
     wide = node
     for _ in range(LOOK_THROUGH):
@@ -74,7 +32,7 @@ def stable_expression(node: Node) -> Node | None:
         if not any(fold):
             break
         wide = merge(wide, fold)
-    expr = _stable_form(wide.attrs["expr"])
+    expr = stable_form(wide.attrs["expr"])
     if expr == wide.attrs["expr"]:
         return None
     label = type(expr).__name__ if isinstance(expr, sp.Function) else wide.attrs["label"]
