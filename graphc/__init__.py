@@ -15,12 +15,14 @@ from graphc.errors import (
     CheckpointError,
     DataError,
     FeedError,
+    GradientCheckError,
     GraphcError,
     NumericsError,
     OptimizerError,
     ShapeError,
 )
 from graphc.example import Example
+from graphc.gradcheck import check_grads
 from graphc.interpreter import evaluate
 from graphc.ir.node import Node
 from graphc.losses import accuracy, hinge, l1, l2_penalty, mse, sigmoid_cross_entropy
@@ -76,4 +78,5 @@ __all__ = [
     "param", "relu", "reshape", "scalar", "seed", "sigmoid", "sigmoid_cross_entropy", "softmax",
     "softmax_cross_entropy", "softplus", "sqrt", "square", "sum", "take", "tanh", "transpose",
     "where", "render", "render_steps", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
+    "GradientCheckError", "check_grads",
 ]

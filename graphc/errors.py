@@ -30,3 +30,7 @@ class OptimizerError(GraphcError, ValueError):
 
 class CheckpointError(GraphcError):
     """A checkpoint file is missing, truncated or fails its checksum."""
+
+
+class GradientCheckError(GraphcError):
+    """``check_grads``: a derived gradient disagrees with central finite differences."""
