@@ -8,9 +8,11 @@ from dataclasses import replace
 
 from graphc.backend.printer import CodeOptions, Signature, header_for, print_module
 from graphc.backend.program import Program, StageCode
-from graphc.errors import GraphcError
+from graphc.errors import GraphcError, ShapeError
+from graphc.feeds import FeedPlan
 from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
+from graphc.ir.shapes import format_shape
 from graphc.ops.leaves import constant
 from graphc.ops.registry import make
 from graphc.passes.autodiff import grad
@@ -26,9 +28,15 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
             fold_lr: bool | None = None) -> Program:
     """Compile ``outputs`` into a NumPy program taking ``inputs`` as keyword arguments.
 
-    With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss: its
-    gradients with respect to every parameter it depends on are derived and the optimizer's
-    update is compiled into the same step, which updates the parameters in place.
+    ``inputs`` are input nodes and, optionally, parameters: a parameter listed there is an
+    argument of the program, fed at each call like an input (a gradient check, or your own
+    optimizer, can then run the loss and its gradients at weights of its choosing); the
+    program holds the other parameters (``prog.params``).
+    With an ``optimizer`` (``gc.SGD(0.1)``, ``gc.Adam()``), ``outputs[0]`` is the loss, a
+    scalar: its gradients with respect to every parameter it depends on and the program
+    holds are derived and the optimizer's update is compiled into the same step, which
+    updates those parameters in place. A parameter listed in ``inputs`` is a constant of
+    the step: it gets no gradient and no update.
     ``optimize`` (0, 1, 2, 3) picks how many passes run: 0 none, 1 stabilize and cse, 2 adds
     fuse, simplify and memory, 3 adds gemm (large SGD updates folded into their gradient
     products, one BLAS call each); ``passes=[...]`` names them exactly.
@@ -42,6 +50,10 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
     _check_inputs(outputs, inputs)
+    if optimizer is not None and outputs[0].shape != ():
+        raise ShapeError(f"compile: with an optimizer, outputs[0] is the loss and must be a "
+                         f"scalar, but {outputs[0]!r} has shape {format_shape(outputs[0].shape)}"
+                         "; reduce it to one number first (gc.mean or gc.sum)")
     name_after_variables(outputs)
     pass_list = pass_names(optimize, passes)
     effects: list[Node] = []
@@ -51,10 +63,13 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         outputs = list(stabilize(Graph(tuple(outputs))).outputs)
     if optimizer is not None:
         loss = outputs[0]
-        params = [n for n in topological_order([loss]) if n.op.name == "param"]
+        fed = {x.id for x in inputs}
+        params = [n for n in topological_order([loss])
+                  if n.op.name == "param" and n.id not in fed]
         if not params:
             raise GraphcError("compile: an optimizer was given but the loss depends on no "
-                              "parameter")
+                              "parameter that the program holds (parameters listed in the "
+                              "inputs are fed, not trained)")
         fold = optimize >= 2 and passes is None if fold_lr is None else fold_lr
         scale = optimizer.seed_scale if fold else 1.0
         seed = constant(scale, dtype=loss.dtype) if scale != 1.0 else None
@@ -65,7 +80,8 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     stages = run_pipeline(Graph(tuple(outputs), tuple(effects)), pass_list)
     final = stages[-1].graph
     schedule = _schedule(final)
-    signature = _signature(inputs, schedule)
+    feed_plan = FeedPlan.of(stages[0].graph.nodes())
+    signature = _signature(inputs, schedule, feed_plan)
     header = header_for(outputs, optimize if passes is None else -1)
     if scale != 1.0:
         header += (f"\nThe learning rate {scale!r} is folded into backpropagation's seed: every "
@@ -83,12 +99,12 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         """The module as printed from one stage's graph (``Program.report``)."""
         order = _schedule(stage.graph)
         stage_plan = plan_memory(order, stage.graph.outputs) if planned else None
-        code = print_module(order, stage.graph.outputs, _signature(inputs, order), header,
-                            options, stage_plan)[0]
+        code = print_module(order, stage.graph.outputs, _signature(inputs, order, feed_plan),
+                            header, options, stage_plan)[0]
         return StageCode(stage.name, len(stage.graph.nodes()), code, order, stage_plan)
 
     return Program(source, signature, final.outputs, stages, names, standalone,
-                   stage_code=stage_code)
+                   feed_plan=feed_plan, stage_code=stage_code)
 
 
 def name_after_variables(outputs: Sequence[Node]) -> None:
@@ -101,30 +117,29 @@ def name_after_variables(outputs: Sequence[Node]) -> None:
             node.name = display_name(node, users.get(node.id, []))
 
 
-def _signature(inputs: list[Node], schedule: Sequence[Node]) -> Signature:
+def _signature(inputs: list[Node], schedule: Sequence[Node], plan: FeedPlan) -> Signature:
     """The generated function's arguments: the inputs, then what the program owns
-    (parameters, optimizer state, array constants); and the class count of label inputs."""
-    owned = [n for n in schedule if n.op.name in ("param", "state")
-             or (n.op.name == "constant" and n.shape != ())]
-    return Signature(inputs, owned, _class_counts(schedule))
-
-
-def _class_counts(schedule: Sequence[Node]) -> dict[int, int]:
-    """The number of classes of each input fed as labels (the fewest, where several ops
-    index with the same labels), so the program can check labels before indexing."""
-    counts: dict[int, int] = {}
-    for node in schedule:
-        found = node.op.class_labels(node)
-        if found is not None and found[0].op.name == "input":
-            labels, n = found
-            counts[labels.id] = min(n, counts.get(labels.id, n))
-    return counts
+    (parameters not fed as inputs, optimizer state, array constants); and the class count
+    of label inputs."""
+    fed = {x.id for x in inputs}
+    owned = [n for n in schedule if n.id not in fed and (n.op.name in ("param", "state")
+             or (n.op.name == "constant" and n.shape != ()))]
+    return Signature(inputs, owned, plan.classes)
 
 
 def _check_inputs(outputs: list[Node], inputs: list[Node]) -> None:
+    """Outputs must be nodes, and inputs the input nodes (and any parameters to feed) that
+    the outputs read, each name once."""
+    if not outputs:
+        raise GraphcError("compile: no outputs to compute")
+    for i, o in enumerate(outputs):
+        if not isinstance(o, Node):
+            raise GraphcError(f"compile: outputs[{i}] is {o!r} ({type(o).__name__}), not a "
+                              "graph node")
     for x in inputs:
-        if not isinstance(x, Node) or x.op.name != "input":
-            raise GraphcError(f"compile: {x!r} is not an input node (declare it with gc.input)")
+        if not isinstance(x, Node) or x.op.name not in ("input", "param"):
+            raise GraphcError(f"compile: {x!r} is not an input node (declare it with gc.input, "
+                              "or list a parameter to feed it)")
     names = [x.name for x in inputs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphc.errors import GraphcError
+from graphc.feeds import resolve_feeds
+from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 
 
@@ -17,13 +19,15 @@ class Example:
     """A graph with what the commands need to show or train it.
 
     ``outputs`` are what ``graphc emit`` compiles and ``graphc render`` draws, with
-    ``feeds`` (values of the inputs, by node) for the figure. A trainable example also names
+    ``feeds`` (values of the inputs, by node or name, as ``gc.render`` takes them) for the
+    figure; they are resolved to nodes here, so a key that names nothing the outputs depend
+    on fails when the example is declared. A trainable example also names
     its ``inputs`` (features, then labels), its ``optimizer``, a ``dataset`` loader, and the
     ``scores`` node whose argmax is the prediction; ``outputs[0]`` is then the loss.
     """
 
     outputs: Sequence[Node]
-    feeds: Mapping[Node, Any] = field(default_factory=dict)
+    feeds: Mapping[Node | str, Any] = field(default_factory=dict)
     inputs: Sequence[Node] | None = None
     optimizer: Any = None
     dataset: Callable[[], Any] | None = None
@@ -36,11 +40,14 @@ class Example:
         self.outputs = list(self.outputs)
         if not self.outputs or not all(isinstance(o, Node) for o in self.outputs):
             raise GraphcError("Example: outputs must be a non-empty list of graph nodes")
+        self.feeds = resolve_feeds(self.feeds, topological_order(self.outputs), "Example")
 
     @property
     def input_nodes(self) -> list[Node]:
-        """The inputs to compile with: the declared ones, or those the feeds give."""
-        return list(self.inputs) if self.inputs is not None else list(self.feeds)
+        """The inputs to compile with: the declared ones, or the inputs the feeds give."""
+        if self.inputs is not None:
+            return list(self.inputs)
+        return [n for n in self.feeds if n.op.name == "input"]
 
     @property
     def trainable(self) -> bool:

@@ -176,7 +176,9 @@ def test_compile_checks_its_inputs_list():
     with pytest.raises(gc.GraphcError, match="'y'.*not in the inputs"):
         gc.compile([x * y], [x])
     with pytest.raises(gc.GraphcError, match="not an input node"):
-        gc.compile([x * 2], [x, gc.param("W", (3,))])
+        gc.compile([x * 2], [x, x * 2])
+    with pytest.raises(gc.GraphcError, match="not an input node"):
+        gc.compile([x * 2], [x, gc.constant(np.ones(3))])
     with pytest.raises(gc.GraphcError, match="two inputs are named"):
         gc.compile([x + gc.input("x", (3,))], [x, gc.input("x", (3,))])
     with pytest.raises(ValueError, match="optimize"):
@@ -359,3 +361,80 @@ def test_from_sympy_with_a_function_numpy_lacks_fails_clearly_at_compile():
     y = gc.from_sympy(sp.erf(z) + sp.sin(z), {z: x})
     with pytest.raises(ValueError, match="erf"):
         gc.compile([y], [x])
+
+
+# --- raw errors become graphc errors, at declaration where possible (case 14) --------------------
+def _generated_frames(err: pytest.ExceptionInfo) -> list[str]:
+    return [str(e.path) for e in err.traceback if str(e.path).startswith("<graphc-generated")]
+
+
+@pytest.mark.parametrize("build, error, words", [
+    (lambda x: gc.input("c", (3,), dtype="complex128"),
+     gc.ShapeError, ["input 'c'", "complex128", "float, integer or bool"]),
+    (lambda x: gc.input("c", (3,), dtype="nonsense"), gc.ShapeError, ["input 'c'", "'nonsense'"]),
+    (lambda x: gc.param("W", (3,), dtype="complex64"), gc.ShapeError, ["param 'W'", "complex64"]),
+    (lambda x: gc.one_hot(gc.input("l", ("batch",), dtype="int64"), depth=-3),
+     gc.ShapeError, ["one_hot", "depth", "positive integer", "-3"]),
+    (lambda x: gc.one_hot(gc.input("l", ("batch",), dtype="int64"), depth=2.5),
+     gc.ShapeError, ["one_hot", "2.5"]),
+    (lambda x: gc.sum(x, axis=1.5), gc.ShapeError, ["sum", "axis", "1.5", "(batch, 3)"]),
+    (lambda x: gc.mean(x, axis="batch"),
+     gc.ShapeError, ["mean", "'batch'", "(batch, 3)", "is axis 0"]),
+    (lambda x: gc.max(x, axis=[0, None]), gc.ShapeError, ["max", "[0, None]"]),
+    (lambda x: gc.softmax(x, axis=(0, 1)), gc.ShapeError, ["softmax", "an int", "(0, 1)"]),
+    (lambda x: gc.grad(gc.sum(x), [3.0]), gc.GraphcError, ["grad", "wrt[0]", "3.0", "float"]),
+    (lambda x: gc.grad("y", [x]), gc.GraphcError, ["grad", "output", "'y'"]),
+    (lambda x: gc.grad(gc.sum(x), x, seed=gc.input("s", (2,))),
+     gc.ShapeError, ["grad", "seed", "(2,)", "()"]),
+    (lambda x: gc.param("W", (0, 3), init="he"), gc.ShapeError, ["param 'W'", "(0, 3)"]),
+    (lambda x: gc.param("W", (4, 0), init="glorot"), gc.ShapeError, ["param 'W'", "(4, 0)"]),
+    (lambda x: gc.compile(["x"]), gc.GraphcError, ["compile", "outputs[0]", "'x'", "str"]),
+    (lambda x: gc.compile([]), gc.GraphcError, ["compile", "no outputs"]),
+])
+def test_bad_arguments_raise_graphc_errors_naming_them(build, error, words):
+    x = gc.input("x", ("batch", 3))
+    with pytest.raises(error) as err:
+        build(x)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_an_empty_batch_is_refused_before_the_code_divides_by_it(program, level):
+    x = gc.input("x", ("batch", 3))
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    W = gc.param("W", (3, 4), init="glorot", seed=0)
+    loss = gc.softmax_cross_entropy(x @ W, labels)
+    before = W.value.copy()
+    for prog in (gc.compile([loss], [x, labels], optimizer=gc.SGD(0.1), optimize=level),
+                 gc.compile([gc.mean(gc.tanh(x @ W))], [x], optimize=level)):
+        feeds = {"x": np.ones((0, 3)), "labels": np.zeros(0, dtype=np.int64)}
+        with pytest.raises(gc.FeedError) as err:
+            prog(**{n.name: feeds[n.name] for n in prog.signature.inputs})
+        assert "input 'x': dimension 'batch' is 0" in str(err.value)
+        assert "mean over 'batch'" in str(err.value)
+        assert not _generated_frames(err)
+    np.testing.assert_array_equal(W.value, before)
+    # a graph that takes no mean over the batch runs on an empty one
+    (scores,) = gc.compile([x @ W], [x], optimize=level)(x=np.ones((0, 3)))
+    assert scores.shape == (0, 4)
+
+
+def test_an_input_named_self_is_an_ordinary_input(tmp_path):
+    me = gc.input("self", (3,))
+    prog = gc.compile([gc.sum(me * 2)], [me])
+    assert prog(self=np.ones(3))[0] == 6.0
+    assert gc.evaluate([gc.sum(me)], {"self": np.ones(3)})[0] == 3.0
+    prog.save(tmp_path / "step.py")
+    assert run_standalone(tmp_path, {"self": np.ones(3)}) == 6.0
+
+
+def test_a_ragged_feed_is_a_feed_error_naming_the_input():
+    x = gc.input("x", (2, 2))
+    prog = gc.compile([gc.sum(x)], [x])
+    with pytest.raises(gc.FeedError, match="input 'x': the value is not a rectangular array") \
+            as err:
+        prog(x=[[1, 2], [3]])
+    assert not _generated_frames(err)
+    with pytest.raises(gc.FeedError, match="input 'x': the value is not a rectangular array"):
+        gc.evaluate([gc.sum(x)], {x: [[1, 2], [3]]})

@@ -10,7 +10,7 @@ import html
 import linecache
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,9 @@ import sympy as sp
 
 from graphc.backend.printer import Signature
 from graphc.errors import FeedError, NumericsError
+from graphc.feeds import FeedPlan, describe, resolve_feeds
 from graphc.ir.node import Node
-from graphc.ir.shapes import Shape, broadcast_shapes, format_shape
+from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops.elementwise import arg
 from graphc.passes.memory import MemoryPlan, bytes_of
 
@@ -40,10 +41,12 @@ class StageCode:
 class Program:
     """Generated NumPy code, ready to run: ``prog(x=..., labels=...)`` returns a list of
     arrays, one per output. Parameters and optimizer state live in the program's nodes and
-    are updated in place by training steps."""
+    are updated in place by training steps; ``params`` holds the parameters by name.
+    ``feed_plan`` is what the graph needs of the values fed (label ranges, dimensions a mean
+    divides by), checked at each call."""
 
     def __init__(self, source: str, signature: Signature, outputs: Sequence[Node],
-                 stages: list, names: dict[int, str], standalone,
+                 stages: list, names: dict[int, str], standalone, *, feed_plan: FeedPlan,
                  stage_code: Callable[[Any, bool], StageCode] | None = None) -> None:
         self.source = source
         self.signature = signature
@@ -54,11 +57,11 @@ class Program:
         self._stage_code = stage_code
         self._fn = load(source)["main"]
         self._by_name = {n.name: n for n in signature.inputs}
-        #: Each input with the number of classes its labels index (None for other inputs).
-        self._feed_checks = [(n, signature.classes.get(n.id)) for n in signature.inputs]
+        self._feed_plan = feed_plan
+        self.params = Params(signature)
 
     # --- running ---
-    def __call__(self, **feeds: Any) -> list[np.ndarray]:
+    def __call__(self, /, **feeds: Any) -> list[np.ndarray]:
         args = self.check_feeds(feeds)
         try:
             return self._fn(*args, *(n.value for n in self.signature.owned))
@@ -67,31 +70,34 @@ class Program:
                 raise NumericsError(str(err)) from None
             raise
 
-    def check_feeds(self, feeds: dict[str, Any]) -> list[np.ndarray]:
-        """Feeds as arrays in argument order; a FeedError names any input that is wrong."""
+    def check_feeds(self, feeds: Mapping[Node | str, Any]) -> list[np.ndarray]:
+        """Feeds as arrays in argument order; a FeedError names any input that is wrong.
+
+        Keys are the inputs' names (as ``prog(**feeds)`` gives them) or the input nodes.
+        """
         if feeds.keys() != self._by_name.keys():
-            missing = [n for n in self._by_name if n not in feeds]
-            extra = [k for k in feeds if k not in self._by_name]
-            parts = []
-            if missing:
-                parts.append(f"missing input(s) {missing}")
-            if extra:
-                parts.append(f"unknown input(s) {extra}")
-            raise FeedError("; ".join(parts) + f"; the program takes {list(self._by_name)}")
+            feeds = self._by_input_name(feeds)
         dims: dict[str, tuple[int, str]] = {}
-        arrays = []
-        for node, classes in self._feed_checks:
-            array = _check_feed(node, feeds[node.name], dims)
-            if classes is not None:
-                _check_labels(node.name, array, classes)
-            arrays.append(array)
-        return arrays
+        check = self._feed_plan.check
+        return [check(node, feeds[node.name], dims) for node in self.signature.inputs]
+
+    def _by_input_name(self, feeds: Mapping[Node | str, Any]) -> dict[str, Any]:
+        """Feeds not keyed by exactly the inputs' names, resolved as ``gc.evaluate`` resolves
+        them: a FeedError names an unknown key, a parameter the program holds rather than
+        takes, or a missing input."""
+        resolved = resolve_feeds(feeds, self.signature.leaves, "program")
+        takes = f"the program takes {list(self._by_name)}"
+        for node in resolved:
+            if self._by_name.get(node.name) is not node:
+                raise FeedError(f"{describe(node)} is held by the program, not one of its inputs "
+                                f"({takes}); list it in gc.compile's inputs to feed it at each "
+                                f"call, or set prog.params[{node.name!r}] = value")
+        missing = [n.name for n in self.signature.inputs if n not in resolved]
+        if missing:
+            raise FeedError(f"missing input(s) {missing}; {takes}")
+        return {n.name: value for n, value in resolved.items()}
 
     # --- inspection and saving ---
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """The live arrays of the parameters, by name."""
-        return {n.name: n.value for n in self.signature.owned if n.op.name == "param"}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a standalone module (importing only numpy) and its parameters beside it.
@@ -201,40 +207,41 @@ def _bytes(size: int | None) -> str:
     return f"{size / 2**20:.2f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
 
 
-def _check_labels(name: str, labels: np.ndarray, classes: int) -> None:
-    """Class labels must lie in 0..classes-1: NumPy would wrap -1 around silently."""
-    if labels.size == 0:
-        return
-    # one reduction on the common path: seen unsigned, a negative label is a huge one
-    if labels.view(f"u{labels.itemsize}").max() < classes:
-        return
-    bad = np.flatnonzero((labels < 0) | (labels >= classes))
-    if bad.size:
-        i = int(bad[0])
-        raise FeedError(f"input {name!r}: label {labels.flat[i]} at index {i} is out of range "
-                        f"for {classes} classes (expected 0..{classes - 1})")
+class Params(Mapping[str, np.ndarray]):
+    """A program's parameters by name (those it holds, not those fed as inputs).
 
+    ``params["W"]`` is the live array that training steps update in place;
+    ``params["W"] = value`` copies ``value`` into it, checked as a feed is (a FeedError names
+    the parameter, the shape declared and the shape given), because the generated code reads
+    the array it holds: binding a new one would not reach it.
+    """
 
-def _check_feed(node: Node, value: Any, dims: dict[str, tuple[int, str]]) -> np.ndarray:
-    name = node.name
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise FeedError(f"input {name!r}: expected numbers ({node.dtype}), got {array.dtype}")
-    if node.dtype.kind in "iu" and array.dtype.kind == "f":
-        raise FeedError(f"input {name!r}: expected integers ({node.dtype}), got {array.dtype}")
-    if array.ndim != len(node.shape):
-        raise FeedError(f"input {name!r}: expected shape {format_shape(node.shape)}, got "
-                        f"{array.shape} ({array.ndim} dimensions instead of {len(node.shape)})")
-    for axis, (want, got) in enumerate(zip(node.shape, array.shape)):
-        if isinstance(want, int) and want != got:
-            raise FeedError(f"input {name!r}: expected shape {format_shape(node.shape)}, got "
-                            f"{array.shape} (axis {axis} is {got}, not {want})")
-        if isinstance(want, str):
-            size, first = dims.setdefault(want, (got, name))
-            if size != got:
-                raise FeedError(f"input {name!r}: dimension {want!r} is {got} here but {size} "
-                                f"in input {first!r}")
-    return array if array.dtype == node.dtype else array.astype(node.dtype)
+    def __init__(self, signature: Signature) -> None:
+        self._nodes = {n.name: n for n in signature.owned if n.op.name == "param"}
+        self._inputs = {n.name for n in signature.inputs}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._nodes[name].value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        node = self._nodes.get(name)
+        if node is None:
+            held = f"it holds {list(self._nodes)}"
+            if name in self._inputs:
+                raise FeedError(f"params[{name!r}]: {name!r} is an input of the program, fed "
+                                f"at each call, not a parameter it holds ({held})")
+            raise FeedError(f"params[{name!r}]: the program has no parameter {name!r} ({held})")
+        np.copyto(node.value, FeedPlan().check(node, value, {}))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k!r}: {v.shape}" for k, v in self.items())
+        return f"<graphc.Params {{{shapes}}}>"
 
 
 def load(source: str) -> dict[str, Any]:

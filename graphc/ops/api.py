@@ -16,8 +16,8 @@ from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops import nn  # noqa: F401  (its ops register themselves on import)
 from graphc.ops.elementwise import arg, from_expr
-from graphc.ops.leaves import constant
-from graphc.ops.reduce import argmax, reduce_max, reduce_mean, reduce_sum
+from graphc.ops.leaves import constant, numeric_dtype
+from graphc.ops.reduce import argmax, axes_of, is_int, reduce_max, reduce_mean, reduce_sum
 from graphc.ops.registry import make
 from graphc.ops.tensor import concatenate, expand, matmul, reshape, size, transpose
 
@@ -174,22 +174,19 @@ def max(x: Node, axis: int | Sequence[int] | None = None, keepdims: bool = False
 
 
 # --- network outputs -------------------------------------------------------------------
-def _axis(x: Node, axis: int) -> int:
-    if not -x.ndim <= axis < x.ndim:
-        raise ShapeError(f"axis {axis} is out of range for shape {x.shape}")
-    return axis % x.ndim
-
-
 def softmax(x: Node, axis: int = -1) -> Node:
-    return make("softmax", (x,), axis=_axis(x, axis))
+    (a,) = axes_of("softmax", x, axis, single=True)
+    return make("softmax", (x,), axis=a)
 
 
 def log_softmax(x: Node, axis: int = -1) -> Node:
-    return make("log_softmax", (x,), axis=_axis(x, axis))
+    (a,) = axes_of("log_softmax", x, axis, single=True)
+    return make("log_softmax", (x,), axis=a)
 
 
 def logsumexp(x: Node, axis: int = -1, keepdims: bool = False) -> Node:
-    return make("logsumexp", (x,), axis=_axis(x, axis), keepdims=bool(keepdims))
+    (a,) = axes_of("logsumexp", x, axis, single=True)
+    return make("logsumexp", (x,), axis=a, keepdims=bool(keepdims))
 
 
 def take(x: Node, labels: Node) -> Node:
@@ -198,7 +195,12 @@ def take(x: Node, labels: Node) -> Node:
 
 
 def one_hot(labels: Node, depth: int, dtype="float64") -> Node:
-    return make("one_hot", (labels,), depth=int(depth), dtype=np.dtype(dtype))
+    """A row of ``depth`` entries per label, 1 at the label and 0 elsewhere."""
+    if not is_int(depth) or depth < 1:
+        raise ShapeError(f"one_hot: depth must be a positive integer (the number of classes), "
+                         f"got {depth!r}")
+    return make("one_hot", (labels,), depth=int(depth),
+                dtype=numeric_dtype("one_hot", dtype))
 
 
 def softmax_cross_entropy(logits: Node, labels: Node) -> Node:

@@ -68,8 +68,22 @@ def _leaf(op: str, name: str, shape: Sequence[Dim] | Dim, dtype: Any,
           value: np.ndarray | None = None, role: str | None = None) -> Node:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{op} needs a non-empty string name, got {name!r}")
-    return Node(_ops()[op], (), {}, normalize_shape(shape), np.dtype(dtype), name=name,
-                location=caller_location(), role=role or _role[-1], value=value)
+    return Node(_ops()[op], (), {}, normalize_shape(shape), numeric_dtype(f"{op} {name!r}", dtype),
+                name=name, location=caller_location(), role=role or _role[-1], value=value)
+
+
+def numeric_dtype(what: str, dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype of booleans, integers or floats (what programs compute
+    with); a ShapeError starting with ``what`` (``input 'x'``) for any other (complex,
+    strings, objects)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise ShapeError(f"{what}: {dtype!r} is not a NumPy dtype") from None
+    if resolved.kind not in "biuf":
+        raise ShapeError(f"{what}: dtype {resolved} is not supported; use a float, integer "
+                         "or bool dtype")
+    return resolved
 
 
 def _ops():
@@ -92,15 +106,20 @@ def param(name: str, shape: Sequence[int] | int, init: Any = "he", dtype: Any = 
           seed: int | None = None) -> Node:
     """A trainable parameter with its initial value.
 
+    ``shape`` is numbers, each at least 1 (a parameter with no entries has nothing to train).
     ``init`` is "zeros", "he" (normal, std sqrt(2 / fan_in): for ReLU layers), "glorot"
     (uniform, limit sqrt(6 / (fan_in + fan_out))), a number, or an array of the shape.
     ``seed`` makes the draw independent of other parameters; without it the draw comes from
     graphc's generator (see ``gc.seed``), so a script gives the same numbers at every run.
     """
     shape = normalize_shape(shape)
+    dtype = numeric_dtype(f"param {name!r}", dtype)
     if any(isinstance(d, str) for d in shape):
         raise ShapeError(f"param {name!r}: a parameter's shape must be numbers, "
                          f"got {format_shape(shape)}")
+    if 0 in shape:
+        raise ShapeError(f"param {name!r}: shape {format_shape(shape)} has no entries; a "
+                         "parameter needs at least one along every axis")
     rng = np.random.default_rng(seed) if seed is not None else _generator[0]
     return _leaf("param", name, shape, dtype, value=_initial_value(name, shape, init, dtype, rng))
 

@@ -6,7 +6,8 @@ import numpy as np
 import sympy as sp
 
 from graphc.errors import ShapeError
-from graphc.ir.shapes import normalize_axis
+from graphc.ir.node import Node
+from graphc.ir.shapes import format_shape, normalize_axis
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 
@@ -114,12 +115,33 @@ class ArgMax(Reduce):
         return np.argmax(args[0], axis=node.attrs["axes"][0], keepdims=node.attrs["keepdims"])
 
 
-def _reduce(op, x, axis, keepdims):
+def axes_of(op: str, x: Node, axis: object, single: bool = False) -> tuple[int, ...]:
+    """The axes of ``x`` that ``axis`` names (None for all, an int, or a sequence of ints;
+    with ``single``, one int), sorted and non-negative. A ShapeError names the op, the axis
+    and the shape for anything else: a float, a dimension's name, an axis out of range."""
+    shape = format_shape(x.shape)
+    items = (axis,) if is_int(axis) else axis if isinstance(axis, (tuple, list)) else None
+    if axis is None and not single:
+        items = ()
+    if items is None or single and len(items) != 1 or not all(is_int(a) for a in items):
+        hint = ""
+        if isinstance(axis, str) and axis in x.shape:
+            hint = f"; dimension {axis!r} is axis {x.shape.index(axis)}"
+        wanted = "an int" if single else "an int, a sequence of ints or None"
+        raise ShapeError(f"{op}: axis must be {wanted}, got {axis!r} for shape {shape}{hint}")
     try:
-        axes = normalize_axis(axis, x.ndim)
+        return normalize_axis(None if axis is None else [int(a) for a in items], x.ndim)
     except ValueError as err:
-        raise ShapeError(f"{op}: {err} of shape {x.shape}") from None
-    return make(op, (x,), axes=axes, keepdims=bool(keepdims))
+        raise ShapeError(f"{op}: {err} of shape {shape}") from None
+
+
+def is_int(value: object) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _reduce(op: str, x: Node, axis: object, keepdims: bool) -> Node:
+    return make(op, (x,), axes=axes_of(op, x, axis), keepdims=bool(keepdims))
 
 
 def reduce_sum(x, axis=None, keepdims=False):

@@ -9,11 +9,11 @@ branches.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import sympy as sp
 
-from graphc.errors import ShapeError
+from graphc.errors import GraphcError, ShapeError
 from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
@@ -28,8 +28,7 @@ def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[
     ``y`` must be a scalar unless a ``seed`` (the upstream gradient, shaped like ``y``) is
     given. A node that ``y`` does not depend on gets zeros, with a warning.
     """
-    single = isinstance(wrt, Node)
-    targets = [wrt] if single else list(wrt)
+    targets = _check_arguments(y, wrt, seed)
     with role("backward"):
         if seed is None:
             if y.shape != ():
@@ -48,6 +47,34 @@ def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[
                 g.name = f"d_{x.name}"
             out.append(g)
     return out
+
+
+def _check_arguments(y: object, wrt: object, seed: object) -> list[Node]:
+    """The nodes to differentiate with respect to; a GraphcError (a ShapeError for a seed
+    of the wrong shape) names an argument that is not a graph node."""
+    if not isinstance(y, Node):
+        raise GraphcError(f"grad: the output must be a graph node, got {y!r} "
+                          f"({type(y).__name__})")
+    if isinstance(wrt, Node):
+        targets = [wrt]
+    elif isinstance(wrt, Iterable) and not isinstance(wrt, str):
+        targets = list(wrt)
+    else:
+        raise GraphcError(f"grad: wrt must be a node or a list of nodes, got {wrt!r} "
+                          f"({type(wrt).__name__})")
+    for i, x in enumerate(targets):
+        if not isinstance(x, Node):
+            raise GraphcError(f"grad: wrt[{i}] is {x!r} ({type(x).__name__}), not a graph "
+                              "node; pass the inputs or parameters to differentiate with "
+                              "respect to")
+    if seed is not None:
+        if not isinstance(seed, Node):
+            raise GraphcError(f"grad: seed must be a graph node shaped like the output, got "
+                              f"{seed!r} ({type(seed).__name__})")
+        if seed.shape != y.shape:
+            raise ShapeError(f"grad: the seed has shape {format_shape(seed.shape)} but the "
+                             f"output {format_shape(y.shape)}; they must be the same")
+    return targets
 
 
 def backpropagate(y: Node, seed: Node) -> dict[int, Node]:

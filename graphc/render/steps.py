@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from graphc.feeds import resolve_feeds
+from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 from graphc.ops.elementwise import OUT, arg, from_expr, local_derivative
 from graphc.ops.registry import role
@@ -48,17 +50,27 @@ COLUMNS = ("", "local gradient", "", "upstream", "", "result")
 COLORS = (None, None, style.MUTED, style.GRADIENT, style.MUTED, style.HIGHLIGHT)
 
 
-def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node, object],
-                 path_prefix: str | os.PathLike, format: str = "svg",  # noqa: A002
-                 digits: int = 2) -> list[str]:
-    """Draw one frame per backward step into ``{path_prefix}-01.svg``, ``-02``...; returns
-    the paths in order. The gradient is that of the output (or of the sum of the outputs)."""
+def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, object],
+                 path: str | os.PathLike | None = None, format: str = "svg",  # noqa: A002
+                 digits: int = 2, *, path_prefix: str | os.PathLike | None = None) -> list[str]:
+    """Draw one frame per backward step and return the frames' paths in order. The
+    gradient is that of the output (or of the sum of the outputs).
+
+    ``feeds`` are taken as ``gc.render`` takes them (keys are nodes or names). ``path``
+    names the figure as for ``gc.render`` ("f" or "f.svg"); frame k goes beside it as
+    ``f-01.svg``, ``f-02.svg``... ``path_prefix`` gives that stem ("f") directly.
+    """
+    if (path is None) == (path_prefix is None):
+        raise TypeError("render_steps: give the frames' path=, or path_prefix=, not both")
+    prefix = (os.fspath(path).removesuffix(f".{format}") if path is not None
+              else os.fspath(path_prefix))
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
+    given = resolve_feeds(feeds, topological_order(outputs), "render_steps")
     fig = figure(outputs)
     ops = [n for n in fig.nodes if n.inputs]
     local = {n.id: local_derivatives(n) for n in ops if n.op.name == "elementwise"}
     extra = [d for ds in local.values() for d in ds if d is not None]
-    notes = annotate(fig.outputs, fig.nodes, feeds, grads=True, split=ops, extra=extra)
+    notes = annotate(fig.outputs, fig.nodes, given, grads=True, split=ops, extra=extra)
     steps = backward_steps(fig.nodes, notes.grads)
     if not steps:
         raise RenderError("render_steps: no op node has a gradient to step back through "
@@ -69,7 +81,6 @@ def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node, object],
               for k, v in enumerate(steps, 1)]
     captions = _align(tables)
     width = max(2, len(str(len(steps))))
-    prefix = os.fspath(path_prefix)
     graphs = [(to_digraph(scene, view=View(k, v.id, captions[k - 1]), format=format),
                output_path(f"{prefix}-{k:0{width}d}", format))
               for k, v in enumerate(steps, 1)]

@@ -85,10 +85,10 @@ def contributions(consumers: Iterable[Node], adjoint: Mapping[int, Node]
     return out
 
 
-def check_feeds(nodes: Iterable[Node], feeds: Mapping[Node, object] | None) -> None:
+def check_feeds(nodes: Iterable[Node], feeds: Mapping[Node, object]) -> None:
     """Raise FeedError, naming the input and its line, where an input has no value."""
     for node in nodes:
-        if node.op.name == "input" and (feeds is None or node not in feeds):
+        if node.op.name == "input" and node not in feeds:
             where = f" (declared at {node.location})" if node.location else ""
             raise FeedError(f"no value is fed for input {node.name!r}{where}; a figure with "
                             "values needs one for every input (render draws the graph without "
@@ -100,13 +100,17 @@ def annotate(outputs: Sequence[Node], nodes: Sequence[Node], feeds: Mapping[Node
              extra: Sequence[Node] = ()) -> Annotations:
     """Values of ``nodes`` and, with ``grads``, the gradients of ``outputs`` with respect to
     them, plus the per-edge contributions of the consumers in ``split`` and the values of
-    ``extra`` nodes. One pass of the interpreter evaluates them all."""
+    ``extra`` nodes. One pass of the interpreter evaluates them all.
+
+    ``feeds`` is keyed by leaf nodes (``resolve_feeds``); those of leaves the figure does
+    not draw (an input the optimizing passes removed) are left out."""
+    drawn = {n.id for n in nodes}
+    feeds = {n: v for n, v in feeds.items() if n.id in drawn}
     check_feeds(nodes, feeds)
     split = list(split)
     y = objective(outputs) if grads else None
     adjoint = adjoints(y) if y is not None else {}
     parts = contributions(split, adjoint) if adjoint else {}
-    drawn = {n.id for n in nodes}
     wanted = {k: g for k, g in adjoint.items() if k in drawn}
     order = list(nodes) + list(wanted.values()) + list(parts.values()) + list(extra)
     results = dict(zip((n.id for n in order), evaluate(order, feeds)))
