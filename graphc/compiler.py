@@ -41,8 +41,10 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     fuse, simplify and memory, 3 adds gemm (large SGD updates folded into their gradient
     products, one BLAS call each); ``passes=[...]`` names them exactly.
     ``training`` (default: whether an optimizer is given) switches on training-only ops such
-    as dropout. ``check_numerics`` makes the code check every node's output and raise a
-    NumericsError naming the first node that produced NaN or Inf; off, it costs nothing.
+    as dropout. ``check_numerics`` makes each call raise a NumericsError naming the first
+    node of the graph as declared that produced NaN or Inf (its op, variable and line), at
+    every optimize level, fused or not, with nothing updated (backend.numerics); off, it
+    costs nothing.
     ``fold_lr`` (default: at optimize=2) seeds backpropagation with an SGD learning rate
     instead of 1, so every gradient comes out already scaled and each update is one
     subtraction (``W -= d_W``, where d_W holds lr times the gradient).
@@ -96,15 +98,18 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         return print_module(schedule, final.outputs, signature, header, opts, plan)[0]
 
     def stage_code(stage: Stage, planned: bool) -> StageCode:
-        """The module as printed from one stage's graph (``Program.report``)."""
+        """The module as printed from one stage's graph (``Program.report``, and the
+        reference program of check_numerics)."""
         order = _schedule(stage.graph)
         stage_plan = plan_memory(order, stage.graph.outputs) if planned else None
-        code = print_module(order, stage.graph.outputs, _signature(inputs, order, feed_plan),
-                            header, options, stage_plan)[0]
-        return StageCode(stage.name, len(stage.graph.nodes()), code, order, stage_plan)
+        stage_signature = _signature(inputs, order, feed_plan)
+        code, stage_names = print_module(order, stage.graph.outputs, stage_signature, header,
+                                         options, stage_plan)
+        return StageCode(stage.name, len(stage.graph.nodes()), code, order, stage_plan,
+                         stage_signature, stage_names)
 
     return Program(source, signature, final.outputs, stages, names, standalone,
-                   feed_plan=feed_plan, stage_code=stage_code)
+                   feed_plan=feed_plan, stage_code=stage_code, check_numerics=check_numerics)
 
 
 def name_after_variables(outputs: Sequence[Node]) -> None:

@@ -153,7 +153,7 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
             body.extend(lines[:-1])
             body.append(_with_comment(lines[-1], comment))
         if options.check_numerics and node.dtype.kind == "f":
-            checks.append(_describe(node, names[node.id]))
+            checks.append(describe_node(node, names[node.id]))
             body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
     allocate = _allocator(buffers, plan, e)
     prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
@@ -267,8 +267,9 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     return lines
 
 
-def _describe(node: Node, name: str) -> str:
-    """Which node, which op, which line of the user's: for numerics errors."""
+def describe_node(node: Node, name: str) -> str:
+    """Which node, which op, which line of the user's: for numerics errors (the generated
+    ``_NODES`` table, and backend.numerics, which traces a failed check back to its node)."""
     where = f", declared at {node.location}" if node.location else ""
     return f"{node.role} node {name} (op {node.label}){where}"
 

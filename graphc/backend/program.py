@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from graphc.backend.numerics import CheckedModule, NumericsCheck
 from graphc.backend.printer import Signature
-from graphc.errors import FeedError, NumericsError
+from graphc.errors import FeedError
 from graphc.feeds import FeedPlan, describe, resolve_feeds
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
@@ -29,13 +30,17 @@ from graphc.passes.memory import MemoryPlan, bytes_of
 @dataclass(frozen=True)
 class StageCode:
     """One stage of the pipeline as code: its graph's node count, the module printed from
-    it, the schedule printed, and the memory plan (from the "memory" stage on)."""
+    it, the schedule printed, and the memory plan (from the "memory" stage on); the
+    module's arguments and the variable of each node (what check_numerics needs to run a
+    stage's module and trace its checks back to nodes)."""
 
     name: str
     nodes: int
     source: str
     schedule: list[Node]
     plan: MemoryPlan | None
+    signature: Signature
+    names: dict[int, str]
 
 
 class Program:
@@ -43,11 +48,14 @@ class Program:
     arrays, one per output. Parameters and optimizer state live in the program's nodes and
     are updated in place by training steps; ``params`` holds the parameters by name.
     ``feed_plan`` is what the graph needs of the values fed (label ranges, dimensions a mean
-    divides by), checked at each call."""
+    divides by), checked at each call. With ``check_numerics``, each call runs through
+    backend.numerics, which names the declared node behind a NaN or Inf (and needs
+    ``stage_code``); without it, a call runs the generated code and nothing else."""
 
     def __init__(self, source: str, signature: Signature, outputs: Sequence[Node],
                  stages: list, names: dict[int, str], standalone, *, feed_plan: FeedPlan,
-                 stage_code: Callable[[Any, bool], StageCode] | None = None) -> None:
+                 stage_code: Callable[[Any, bool], StageCode] | None = None,
+                 check_numerics: bool = False) -> None:
         self.source = source
         self.signature = signature
         self.outputs = list(outputs)
@@ -59,16 +67,23 @@ class Program:
         self._by_name = {n.name: n for n in signature.inputs}
         self._feed_plan = feed_plan
         self.params = Params(signature)
+        self._numerics = None
+        if check_numerics:
+            program = CheckedModule(self._fn, source, signature, names, stages[-1].graph.nodes())
+            self._numerics = NumericsCheck(program, stages, self._checked_stage)
 
     # --- running ---
     def __call__(self, /, **feeds: Any) -> list[np.ndarray]:
         args = self.check_feeds(feeds)
-        try:
-            return self._fn(*args, *(n.value for n in self.signature.owned))
-        except FloatingPointError as err:
-            if type(err) is FloatingPointError and "produced by" in str(err):
-                raise NumericsError(str(err)) from None
-            raise
+        if self._numerics is not None:
+            return self._numerics(args)
+        return self._fn(*args, *(n.value for n in self.signature.owned))
+
+    def _checked_stage(self, stage: Any) -> CheckedModule:
+        """A stage's graph printed one statement per node with its checks, and loaded."""
+        code = self._stage_code(stage, False)
+        return CheckedModule(load(code.source)["main"], code.source, code.signature,
+                             code.names, stage.graph.nodes())
 
     def check_feeds(self, feeds: Mapping[Node | str, Any]) -> list[np.ndarray]:
         """Feeds as arrays in argument order; a FeedError names any input that is wrong.
