@@ -608,7 +608,7 @@ def conv_step(b: Builder, x: int) -> int | None:
     stride 1 or 2 and padding 0 or 1."""
     rng = b.rng
     _, c, h, w = b.shapes[x]
-    k = int(rng.integers(1, min(h, 3) + 1))
+    k = int(rng.integers(1, min(h, w, 3) + 1))
     f, s, p = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
     args = [x, b.leaf("param", (f, c, k, k))]
     if rng.random() < 0.5:

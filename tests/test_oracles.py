@@ -18,8 +18,7 @@ runs in about a minute on two cores); the nightly profile
 ``GRAPHC_ORACLE_SEEDS=17,42`` runs only those seeds (a failure names its seed and prints its
 graph). The number of graphs checked against each oracle is printed at the end of the run.
 
-Ops with a graphc bug being fixed are left out of the random graphs through
-``KNOWN_BROKEN`` only; each bug has a strict xfail regression test below.
+Each bug the oracles found has a regression test of its own at the end of this file.
 """
 
 from __future__ import annotations
@@ -52,13 +51,6 @@ import graphc as gc
 RTOL, ATOL = 1e-8, 1e-10
 LEVELS = (0, 1, 2, 3)
 
-#: Elementwise ops left out of the random graphs because of a known graphc bug (issue 10),
-#: each pinned by a strict xfail test below. It empties as the bugs are fixed.
-KNOWN_BROKEN: set[str] = {
-    "relu",  # its derivative is a boolean mask: test_relu_gradients
-    "elu",  # its second derivative is 0: test_elu_second_derivative
-    "pow", "pow_node",  # (a**b)**c printed as a**b**c: test_nested_powers_in_a_gradient
-}
 
 NIGHTLY = os.environ.get("GRAPHC_HYPOTHESIS_PROFILE") == "nightly"
 #: Graphs per category by default (the nightly profile runs 10,000 each).
@@ -89,10 +81,6 @@ def report_counts(request):
             reporter.write_line("")
             for (category, oracle), n in sorted(COUNTS.items()):
                 reporter.write_line(f"oracle graphs: {n} {category} graphs against {oracle}")
-
-
-def allowed(ops) -> list[str]:
-    return [op for op in ops if op not in KNOWN_BROKEN]
 
 
 # --- comparing ---------------------------------------------------------------------------------
@@ -189,14 +177,14 @@ def check_scalar_graph(graph: Graph, with_micrograd: bool) -> None:
 def test_micrograd_scalar_graphs():
     """+ - * / ** relu DAGs: micrograd's value and gradient, autograd's Hessian."""
     for seed in seeds("micrograd"):
-        check_scalar_graph(scalar_graph(seed, allowed(MICROGRAD_OPS), "micrograd"), True)
+        check_scalar_graph(scalar_graph(seed, list(MICROGRAD_OPS), "micrograd"), True)
 
 
 def test_scalar_graphs_of_every_elementwise_op():
     """DAGs over every elementwise op, with constants and shared subexpressions: value,
     gradient and Hessian against autograd."""
     for seed in seeds("scalar"):
-        check_scalar_graph(scalar_graph(seed, allowed(ELEMENTWISE), "scalar"), False)
+        check_scalar_graph(scalar_graph(seed, list(ELEMENTWISE), "scalar"), False)
 
 
 # --- tensor graphs: values and gradients at several batch sizes ------------------------------
@@ -231,13 +219,13 @@ def test_tensor_graphs():
     """Broadcasting, keepdims reductions, batched matmul, transpose, reshape, concatenate,
     softmax/log_softmax/logsumexp, every loss and the L2 penalty, with a batch dimension."""
     for seed in seeds("tensor"):
-        check_tensor_graph(tensor_graph(seed, allowed(ELEMENTWISE), "tensor"))
+        check_tensor_graph(tensor_graph(seed, list(ELEMENTWISE), "tensor"))
 
 
 def test_conv_graphs():
     """conv2d (stride, padding, bias) and max/avg pooling of NCHW images, then the rest."""
     for seed in seeds("conv"):
-        check_tensor_graph(tensor_graph(seed, allowed(ELEMENTWISE), "conv"))
+        check_tensor_graph(tensor_graph(seed, list(ELEMENTWISE), "conv"))
 
 
 def test_the_oracles_agree_with_each_other():
@@ -276,7 +264,6 @@ def assert_every_level(outputs, feeds: dict, want: list) -> None:
             np.testing.assert_allclose(g, w, rtol=RTOL, err_msg=where)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: relu's derivative is a boolean mask")
 @pytest.mark.parametrize("make, want", [
     (lambda x: gc.relu(x), 1.0),  # d relu(x) is True, of dtype bool
     (lambda x: -gc.relu(x), -1.0),  # -mask: NumPy refuses to negate a boolean
@@ -287,7 +274,6 @@ def test_relu_gradients(make, want):
     assert_every_level(gc.grad(make(x), [x]), {x: np.array(1.5)}, [want])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: elu's second derivative is 0")
 @pytest.mark.filterwarnings("ignore:grad. the output does not depend")  # the bug itself
 def test_elu_second_derivative():
     x = gc.scalar("x")
@@ -295,7 +281,6 @@ def test_elu_second_derivative():
     assert_every_level(gc.grad(g, [x]), {x: np.array(-0.5)}, [0.5 * np.exp(-0.5)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: nested powers printed without parentheses")
 def test_nested_powers_in_a_gradient():
     """d/dx exp(softplus(x) ** 0.05): the derivative of the power is printed as
     ``p**20.0**0.95`` (p to the 17.3), not ``(p**20.0)**0.95``; 0.0864 instead of 0.0866."""
@@ -308,7 +293,6 @@ def test_nested_powers_in_a_gradient():
     assert_every_level(gc.grad(y, [x]), {x: np.array(0.5)}, [autograd.grad(f)(0.5)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: leaky_relu of an expression unparenthesized")
 def test_leaky_relu_of_an_expression():
     """leaky_relu(x - z, 0.1) at x - z = -1: -0.1; optimize=2 prints x - z*0.1... (-2.35)."""
     x, z = gc.scalar("x"), gc.scalar("z")
@@ -316,14 +300,12 @@ def test_leaky_relu_of_an_expression():
                        [-0.1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: cse prints exp(v)/exp(v) as the number 1")
 def test_a_quotient_of_equal_subexpressions_keeps_its_shape():
     v = gc.input("v", (3,))
     assert_every_level([gc.exp(v) / gc.exp(v)], {v: np.array([0.5, -1.0, 2.0])},
                        [np.ones(3)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: simplify turns exp(log(x)*2) into x**2")
 @pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
 def test_exp_of_a_log_is_nan_for_a_negative_number():
     x = gc.scalar("x")
@@ -331,7 +313,6 @@ def test_exp_of_a_log_is_nan_for_a_negative_number():
         assert np.isnan(got), f"{where}: {got}, log(-1.5) is NaN"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: elu and leaky_relu of a constant fail")
 @pytest.mark.parametrize("op, want", [(gc.elu, np.expm1(-1.0)), (gc.leaky_relu, -0.01)],
                          ids=["elu", "leaky_relu"])
 def test_activations_of_a_constant(op, want):

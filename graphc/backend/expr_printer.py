@@ -26,7 +26,8 @@ from collections.abc import Collection, Mapping
 
 import numpy as np
 import sympy as sp
-from sympy.logic.boolalg import Boolean, BooleanAtom
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import Boolean, BooleanAtom, BooleanFunction
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
@@ -38,7 +39,7 @@ class UnprintableError(ValueError):
     """An expression holds something that has no NumPy code (``I``, ``oo``, ``Integral``)."""
 
 
-class _cast_step(sp.Function):
+class _cast_step(sp.Function):  # noqa: N801 (printed by _print__cast_step)
     """A step mask outside a product with a float array: printed converted to the dtype."""
 
 
@@ -47,6 +48,10 @@ class NumPyExprPrinter(StrPrinter):
 
     _default_settings = {**StrPrinter._default_settings, "names": {}, "dtype": "float64",
                          "floats": frozenset()}
+
+    def _print(self, expr, **kwargs) -> str:
+        folded = _folded_number(expr)
+        return super()._print(expr if folded is None else folded, **kwargs)
 
     # --- leaves ---
     def _print_Symbol(self, expr: sp.Symbol) -> str:
@@ -127,6 +132,9 @@ class NumPyExprPrinter(StrPrinter):
 
     def _print_Not(self, expr) -> str:
         return self._call("np.logical_not", *expr.args)
+
+    def _print_ITE(self, expr) -> str:
+        return self._call("np.where", *expr.args)
 
     def _print_BooleanTrue(self, expr) -> str:
         return "True"
@@ -212,10 +220,28 @@ class NumPyExprPrinter(StrPrinter):
 
 def _printed_precedence(expr: sp.Basic) -> int:
     """The precedence of what the printer writes for ``expr``: SymPy's, except for the powers
-    it writes as divisions."""
+    it writes as divisions and the numbers it folds."""
+    folded = _folded_number(expr)
+    if folded is not None:
+        return precedence(folded)
     if isinstance(expr, sp.Pow) and expr.exp in (-1, -sp.S.Half):
         return PRECEDENCE["Mul"]
     return precedence(expr)
+
+
+def _folded_number(expr: sp.Basic) -> sp.Float | None:
+    """A number that would print as NumPy calls on numbers (``np.exp(-2)``, ``np.sqrt(2)``),
+    as its value: NumPy's functions return float64 scalars, which would make a float32
+    expression float64, where a Python float literal does not."""
+    if not (isinstance(expr, sp.Expr) and expr.is_number) or expr.is_Atom:
+        return None
+    if not any(isinstance(e, sp.Function) or (isinstance(e, sp.Pow) and not e.exp.is_Integer)
+               for e in sp.preorder_traversal(expr)):
+        return None
+    value = complex(expr.evalf())
+    if value.imag or not np.isfinite(value.real):
+        return None
+    return sp.Float(value.real)
 
 
 #: SymPy functions that are NumPy ufuncs (other functions print by their own methods).
@@ -235,7 +261,7 @@ PRINTABLE = set(UFUNCS) | {"Max", "Min", "Heaviside", "Piecewise"} | set(OWN_FUN
 
 #: The SymPy classes an expression may be built of, besides those functions.
 _STRUCTURE = (sp.Symbol, sp.Add, sp.Mul, sp.Pow, sp.Piecewise, sp.Max, sp.Min, sp.Heaviside,
-              sp.core.relational.Relational, sp.And, sp.Or, sp.Not, BooleanAtom,
+              Relational, sp.And, sp.Or, sp.Not, sp.ITE, BooleanAtom,
               sp.functions.elementary.piecewise.ExprCondPair, sp.Tuple)
 
 #: Functions the generated module defines for itself, where NumPy has no ufunc or call.
@@ -243,8 +269,9 @@ HELPERS = {
     "gemm": blas.SOURCE,
     "sigmoid": (
         "def sigmoid(x):\n"
-        '    """1 / (1 + exp(-x)), written with tanh so that it never overflows."""\n'
-        "    return 0.5 * (1.0 + np.tanh(0.5 * x))\n"
+        '    """1 / (1 + exp(-x)), from exp(-|x|): it never overflows, nor loses digits."""\n'
+        "    e = np.exp(-np.abs(x))\n"
+        "    return np.where(x >= 0, 1.0, e) / (1.0 + e)\n"
     ),
 }
 
@@ -283,7 +310,7 @@ def _cast_unsafe_steps(expr: sp.Basic, floats: Collection[sp.Symbol]) -> sp.Basi
 
     def floating(e: sp.Basic) -> bool:
         return (not e.is_number and bool(e.free_symbols & set(floats))
-                and not isinstance(e, (functions.step, Boolean)))
+                and not isinstance(e, (functions.step, Relational, BooleanFunction)))
 
     def walk(e: sp.Basic, in_float_product: bool) -> sp.Basic:
         if isinstance(e, functions.step):

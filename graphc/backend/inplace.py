@@ -253,14 +253,6 @@ def _step(e: sp.Function, slot: str, c: Context) -> None:
     c.emit(Step("np.greater", (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
 
 
-def _sigmoid(e: sp.Function, slot: str, c: Context) -> None:
-    """0.5 * (1 + tanh(0.5 x)), as the module's sigmoid helper computes it."""
-    c.emit(Step("np.multiply", (c.into(e.args[0], slot), ("expr", sp.Float(0.5))), slot))
-    for fn, k in (("np.tanh", None), ("np.add", 1.0), ("np.multiply", 0.5)):
-        args = (("slot", slot),) if k is None else (("slot", slot), ("expr", sp.Float(k)))
-        c.emit(Step(fn, args, slot))
-
-
 def _relation(e: sp.Basic, slot: str, c: Context) -> None:
     c.emit(Step(RELATIONS[e.rel_op], (c.into(e.lhs, slot), c.operand(e.rhs)), slot))
 
@@ -281,8 +273,6 @@ def _ufunc_of(e: sp.Basic) -> Builder | None:
         return _relu
     if isinstance(e, functions.step):
         return _step
-    if isinstance(e, functions.sigmoid):
-        return _sigmoid
     if isinstance(e, sp.core.relational.Relational) and e.rel_op in RELATIONS:
         return _relation
     return None

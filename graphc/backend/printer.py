@@ -260,7 +260,9 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     if placement.constant is not None:
         slots[inplace.ZEROS] = buffers[placement.constant]
     target = None if mode else e.target(node)
-    lines, helpers = inplace.render(placement.lowering, names, slots, target)
+    floats = {arg(j) for j, x in enumerate(node.inputs[1:] if mode else node.inputs)
+              if x.dtype.kind == "f"}
+    lines, helpers = inplace.render(placement.lowering, names, slots, target, node.dtype, floats)
     e.helpers |= helpers
     if mode and out is not None:
         lines.append(f"{args[0]}[...] = {out}" if mode == "=" else f"{args[0]} {mode} {out}")

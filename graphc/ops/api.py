@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from graphc.errors import ShapeError
+from graphc.backend.expr_printer import UnprintableError, check_printable
+from graphc.errors import GraphcError, ShapeError
 from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops import nn  # noqa: F401  (its ops register themselves on import)
@@ -120,11 +121,23 @@ def softplus(x: Operand) -> Node:
 
 
 def leaky_relu(x: Operand, alpha: float = 0.01) -> Node:
-    return _elementwise("leaky_relu", lambda v: F.leaky_relu(v, sp.Float(alpha)), x)
+    """x where x > 0, else alpha * x."""
+    a = _coefficient("leaky_relu", alpha)
+    return _elementwise("leaky_relu", lambda v: F.leaky_relu(v, a), x)
 
 
 def elu(x: Operand, alpha: float = 1.0) -> Node:
-    return _elementwise("elu", lambda v: F.elu(v, sp.Float(alpha)), x)
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    a = _coefficient("elu", alpha)
+    return _elementwise("elu", lambda v: F.elu(v, a), x)
+
+
+def _coefficient(fn: str, alpha: object) -> sp.Basic:
+    """An activation's alpha as a SymPy number; anything but a finite real number is refused."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(alpha):
+        raise GraphcError(f"{fn}: alpha must be a finite real number, got {alpha!r}")
+    return sp.Float(float(alpha))
 
 
 def maximum(a: Operand, b: Operand) -> Node:
@@ -148,16 +161,43 @@ def from_sympy(expr: sp.Basic, symbols: Mapping[sp.Symbol, Operand]) -> Node:
     """An elementwise node computing a SymPy expression of nodes.
 
     Its derivative is derived by SymPy, so a user-defined activation needs no hand-written
-    backward: ``gc.from_sympy(z / (1 + sp.Abs(z)), {z: h})``.
+    backward: ``gc.from_sympy(z / (1 + sp.Abs(z)), {z: h})``. The expression must be real
+    and elementwise, built of arithmetic, the functions NumPy has and graphc's activations;
+    anything else (``sp.I``, ``sp.oo``, ``z/0``, an unevaluated Integral, a Matrix) is
+    refused here, with what it is, rather than failing inside the generated code.
     """
-    expr = sp.sympify(expr)
+    try:
+        expr = sp.sympify(expr)
+    except (sp.SympifyError, TypeError) as err:
+        raise GraphcError(f"from_sympy: {expr!r} is not a SymPy expression ({err})") from None
+    if not isinstance(expr, sp.Basic):
+        raise GraphcError(f"from_sympy: {type(expr).__name__} {expr} is not an elementwise "
+                          "SymPy expression")
     missing = expr.free_symbols - set(symbols)
     if missing:
-        raise ValueError(f"from_sympy: symbols {sorted(map(str, missing))} of {expr} are "
-                         "not given a node")
+        raise GraphcError(f"from_sympy: symbols {sorted(map(str, missing))} of {expr} are "
+                          "not given a node")
     real = {s: sp.Symbol(s.name, real=True) for s in symbols}
+    expr = expr.xreplace(real)
+    _check_real_expression(expr, [real[s] for s in symbols if s in expr.free_symbols])
     nodes = {real[s]: _node(v) for s, v in symbols.items()}
-    return from_expr(str(expr), expr.xreplace(real), nodes)
+    return from_expr(str(expr), expr, nodes)
+
+
+def _check_real_expression(expr: sp.Basic, symbols: Sequence[sp.Symbol]) -> None:
+    """Refuse an expression, or a derivative of it, that graphc cannot write as NumPy code
+    over real arrays."""
+    what = f"from_sympy: cannot compute {expr}"
+    if expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan):
+        raise GraphcError(f"{what}: it holds an infinity or NaN (for an infinite constant, "
+                          "pass gc.constant(np.inf) as a symbol's node)")
+    for e in [expr, *(sp.diff(expr, s) for s in symbols)]:
+        try:
+            check_printable(e.replace(sp.DiracDelta, lambda *a: sp.S.Zero))
+        except UnprintableError as err:
+            part = "it" if e is expr else "its derivative"
+            raise GraphcError(f"{what}: {part} is not a real elementwise expression: {err}"
+                              ) from None
 
 
 # --- reductions ------------------------------------------------------------------------

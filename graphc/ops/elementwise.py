@@ -139,9 +139,10 @@ def _rebuilt(expr: sp.Basic) -> sp.Basic:
 def keeps_domain(before: sp.Basic, after: sp.Basic) -> bool:
     """Whether ``after`` (a rewrite of ``before``) still reads every input symbol and every
     partial sub-expression of ``before`` (log(u), 1/u, sqrt(u), each in its evaluated form),
-    so that it is NaN or Inf wherever ``before`` is for NumPy's real arithmetic."""
-    if not before.free_symbols <= after.free_symbols:
-        return False
+    and is real, so that it is NaN or Inf wherever ``before`` is for NumPy's real
+    arithmetic."""
+    if not before.free_symbols <= after.free_symbols or after.has(sp.I, sp.zoo):
+        return False  # (-3)**0.5 is NaN for NumPy, sqrt(3)*I for SymPy
     present = set(sp.preorder_traversal(after))
     return all(part in present for p in _partial_parts(before)
                for part in _partial_parts(_rebuilt(p)))
