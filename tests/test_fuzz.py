@@ -473,7 +473,7 @@ def test_missing_unknown_and_mismatched_feeds():
     x, z = gc.input("x", ("batch", 2)), gc.input("z", ("batch",))
     prog = gc.compile([gc.sum(x) + gc.sum(z)], [x, z])
     assert "missing input(s) ['z']" in graphc_error(lambda: prog(x=np.zeros((3, 2))))
-    assert "unknown input(s) ['w']" in graphc_error(
+    assert "unknown feed 'w'" in graphc_error(
         lambda: prog(x=np.zeros((3, 2)), z=np.zeros(3), w=1))
     message = graphc_error(lambda: prog(x=np.zeros((3, 2)), z=np.zeros(4)), gc.FeedError)
     assert "dimension 'batch' is 4 here but 3" in message
