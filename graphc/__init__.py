@@ -14,6 +14,7 @@ from graphc.compiler import compile
 from graphc.errors import (
     CheckpointError,
     DataError,
+    ExpressionError,
     FeedError,
     GradientCheckError,
     GraphcError,
@@ -69,7 +70,8 @@ from graphc.train.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSPr
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "AdamW", "CheckpointError", "DataError", "Example", "FeedError", "GraphcError",
+    "Adam", "AdamW", "CheckpointError", "DataError", "Example", "ExpressionError", "FeedError",
+    "GraphcError",
     "Momentum", "Node", "NumericsError", "Optimizer", "OptimizerError", "RMSProp", "SGD",
     "ShapeError", "abs", "accuracy",
     "argmax", "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",

@@ -19,6 +19,11 @@ class DataError(GraphcError, ValueError):
     """A data file or array is malformed: wrong magic, truncated, mismatched counts, bad labels."""
 
 
+class ExpressionError(GraphcError, ValueError):
+    """An elementwise expression (``gc.from_sympy``) holds something graphc cannot compute
+    over real arrays: a complex number, an infinity, unevaluated calculus, a matrix."""
+
+
 class NumericsError(GraphcError, FloatingPointError):
     """A node produced NaN or Inf while check_numerics was on."""
 
@@ -29,7 +34,8 @@ class OptimizerError(GraphcError, ValueError):
 
 
 class CheckpointError(GraphcError):
-    """A checkpoint file is missing, truncated or fails its checksum."""
+    """A checkpoint cannot be read (missing, truncated, failing its checksum, with bad
+    metadata) or written (a full or read-only disk, a file where its directory should be)."""
 
 
 class GradientCheckError(GraphcError):

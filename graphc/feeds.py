@@ -42,10 +42,13 @@ def resolve_feeds(feeds: Mapping[Node | str, Any] | None, graph: Iterable[Node],
                   caller: str) -> dict[Node, Any]:
     """``feeds`` keyed by the nodes of ``graph`` they give values for.
 
-    A key is a node of ``graph`` or the name of one of its feedable leaves. A FeedError,
-    prefixed by ``caller``, names a key that is neither (a name nothing in the graph has, a
-    node of another graph, a value that is no key at all), a node that cannot be fed (an op
-    or a constant), a name several leaves share, and a leaf fed twice.
+    A key is a node of ``graph`` or the name of one of its feedable leaves. A leaf node the
+    graph does not read is passed over, so that one set of feeds serves a function and its
+    gradients (the gradient of x + y reads neither), unless the graph reads another leaf of
+    its name (a graph built twice: feeding the old node is a mistake). A FeedError, prefixed
+    by ``caller``, names a key that is neither (a name nothing in the graph has, a value
+    that is no key at all), a node that cannot be fed (an op or a constant), a name several
+    leaves share, and a leaf fed twice.
     """
     if feeds is None:
         return {}
@@ -59,6 +62,9 @@ def resolve_feeds(feeds: Mapping[Node | str, Any] | None, graph: Iterable[Node],
             by_name.setdefault(n.name, []).append(n)
     resolved: dict[Node, Any] = {}
     for key, value in feeds.items():
+        if isinstance(key, Node) and key.op.name in FEEDABLE and key.id not in nodes \
+                and key.name not in by_name:
+            continue  # a leaf these outputs do not read (d(x + y)/dx reads neither x nor y)
         node = _resolve_key(key, nodes, by_name, caller)
         if node in resolved:
             raise FeedError(f"{caller}: {describe(node)} is fed twice (by node and by name)")

@@ -315,3 +315,14 @@ def test_other_narrow_integers_must_fit_their_dtype():
     assert prog(counts=np.array([1, 7], dtype=np.uint64))[0].tolist() == [2.0, 14.0]
     top = gc.evaluate([counts], {counts: np.array([2**31 - 1, -2**31])})[0]
     assert top.dtype == np.int32 and top.tolist() == [2**31 - 1, -2**31]
+
+
+def test_one_set_of_feeds_serves_a_function_and_its_gradients():
+    """d(x*y + z)/dz reads none of the leaves: feeding them all is not a mistake."""
+    x, y, z = (gc.input(n) for n in "xyz")
+    f = x * y + z
+    feeds = {x: 2.0, y: 3.0, z: 4.0}
+    assert gc.evaluate([f], feeds)[0] == 10.0
+    assert gc.evaluate(gc.grad(f, [z]), feeds)[0] == 1.0
+    with pytest.raises(gc.FeedError, match="unknown feed 'w'"):
+        gc.evaluate(gc.grad(f, [z]), {**feeds, "w": 1.0})

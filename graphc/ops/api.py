@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 
 from graphc.backend.expr_printer import UnprintableError, check_printable
-from graphc.errors import GraphcError, ShapeError
+from graphc.errors import ExpressionError, GraphcError, ShapeError
 from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops import nn  # noqa: F401  (its ops register themselves on import)
@@ -169,13 +169,13 @@ def from_sympy(expr: sp.Basic, symbols: Mapping[sp.Symbol, Operand]) -> Node:
     try:
         expr = sp.sympify(expr)
     except (sp.SympifyError, TypeError) as err:
-        raise GraphcError(f"from_sympy: {expr!r} is not a SymPy expression ({err})") from None
+        raise ExpressionError(f"from_sympy: {expr!r} is not a SymPy expression ({err})") from None
     if not isinstance(expr, sp.Basic):
-        raise GraphcError(f"from_sympy: {type(expr).__name__} {expr} is not an elementwise "
+        raise ExpressionError(f"from_sympy: {type(expr).__name__} {expr} is not an elementwise "
                           "SymPy expression")
     missing = expr.free_symbols - set(symbols)
     if missing:
-        raise GraphcError(f"from_sympy: symbols {sorted(map(str, missing))} of {expr} are "
+        raise ExpressionError(f"from_sympy: symbols {sorted(map(str, missing))} of {expr} are "
                           "not given a node")
     real = {s: sp.Symbol(s.name, real=True) for s in symbols}
     expr = expr.xreplace(real)
@@ -189,14 +189,14 @@ def _check_real_expression(expr: sp.Basic, symbols: Sequence[sp.Symbol]) -> None
     over real arrays."""
     what = f"from_sympy: cannot compute {expr}"
     if expr.has(sp.oo, -sp.oo, sp.zoo, sp.nan):
-        raise GraphcError(f"{what}: it holds an infinity or NaN (for an infinite constant, "
+        raise ExpressionError(f"{what}: it holds an infinity or NaN (for an infinite constant, "
                           "pass gc.constant(np.inf) as a symbol's node)")
     for e in [expr, *(sp.diff(expr, s) for s in symbols)]:
         try:
             check_printable(e.replace(sp.DiracDelta, lambda *a: sp.S.Zero))
         except UnprintableError as err:
             part = "it" if e is expr else "its derivative"
-            raise GraphcError(f"{what}: {part} is not a real elementwise expression: {err}"
+            raise ExpressionError(f"{what}: {part} is not a real elementwise expression: {err}"
                               ) from None
 
 

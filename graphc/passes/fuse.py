@@ -71,14 +71,15 @@ def _compose(node: Node, fold: list[bool]) -> tuple[tuple[Node, ...], sp.Basic] 
         return index[x.id]
 
     replace = {}
-    for i, (x, f) in enumerate(zip(node.inputs[k:], fold)):
-        if f:
-            inner = {arg(j): symbol_for(y) for j, y in enumerate(x.inputs)}
-            replace[arg(i)] = x.attrs["expr"].xreplace(inner)
-        else:
-            replace[arg(i)] = symbol_for(x)
-    # xreplace substitutes simultaneously, so x0 -> f(x1) and x1 -> x0 do not interfere
+    # unevaluated, so that faithful sees every operand (an inner x0/x1 of one array twice)
     with sp.evaluate(False):
+        for i, (x, f) in enumerate(zip(node.inputs[k:], fold)):
+            if f:
+                inner = {arg(j): symbol_for(y) for j, y in enumerate(x.inputs)}
+                replace[arg(i)] = x.attrs["expr"].xreplace(inner)
+            else:
+                replace[arg(i)] = symbol_for(x)
+        # xreplace substitutes simultaneously, so x0 -> f(x1) and x1 -> x0 do not interfere
         composed = node.attrs["expr"].xreplace(replace)
     expr = faithful(composed)
     return None if expr is None else (tuple(inputs), expr)
