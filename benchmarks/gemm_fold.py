@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmarks.harness import BenchmarkUnavailable, compare, machine_description, table
-from graphc.backend.blas import _gemm
+from graphc.ops.blas import _gemm
 
 SHAPES = ((784, 256), (256, 256), (256, 64), (256, 10))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from graphc.backend.memory import plan_memory
 from graphc.backend.printer import CodeOptions, Signature, header_for, print_module
 from graphc.backend.program import Program, StageCode
 from graphc.errors import GraphcError, ShapeError
@@ -17,7 +18,6 @@ from graphc.ops.leaves import constant
 from graphc.ops.registry import make
 from graphc.passes.autodiff import grad
 from graphc.passes.graph import Graph
-from graphc.passes.memory import plan_memory
 from graphc.passes.pipeline import Stage, pass_names, run_pipeline
 from graphc.passes.stabilize import stabilize
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.backend.memory import plan_memory
 from graphc.compiler import _schedule
-from graphc.passes.memory import plan_memory
 
 RNG = np.random.default_rng(20240)
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.backend import blas
+from graphc.ops import blas
 from graphc.passes import gemm as gemm_pass
 
 

@@ -14,10 +14,10 @@ from helpers import CODEGEN_RTOL, assert_close, labels_for, run
 
 import graphc as gc
 from graphc.backend.inplace import OUT, lower
+from graphc.backend.memory import live_until, plan_memory
 from graphc.compiler import _schedule
 from graphc.ops.elementwise import arg
 from graphc.ops.functions import step
-from graphc.passes.memory import live_until, plan_memory
 
 UNARY = [gc.tanh, gc.sigmoid, gc.relu, gc.softplus, gc.abs, gc.square, gc.exp,
          lambda x: -x, lambda x: gc.leaky_relu(x, 0.1), lambda x: gc.elu(x, 0.5),

@@ -16,8 +16,8 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphc.backend.expr_printer import HELPERS, UnprintableError, check_printable, numpy_code
 from graphc.ops import functions as F
+from graphc.ops.expr_printer import HELPERS, UnprintableError, check_printable, numpy_code
 
 X = [sp.Symbol(f"x{i}", real=True) for i in range(3)]
 ALPHA = 0.25

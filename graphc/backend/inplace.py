@@ -21,9 +21,9 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from graphc.backend.expr_printer import helpers_used, numpy_code
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops import functions
+from graphc.ops.expr_printer import helpers_used, numpy_code
 
 #: The slot the whole expression is computed into.
 OUT = "OUT"

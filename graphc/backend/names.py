@@ -11,8 +11,8 @@ import builtins
 import keyword
 import re
 
-from graphc.backend import blas
-from graphc.backend.expr_printer import HELPERS
+from graphc.ops import blas
+from graphc.ops.expr_printer import HELPERS
 
 #: Names the generated module itself defines or uses: its function, NumPy, its helpers and
 #: private tables, and Python's builtins.

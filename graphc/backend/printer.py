@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from graphc.backend import inplace
-from graphc.backend.expr_printer import HELPERS, helpers_used
+from graphc.backend.memory import MemoryPlan, Placement
 from graphc.backend.names import NameTable, hint
 from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
 from graphc.ops.elementwise import arg
-from graphc.passes.memory import MemoryPlan, Placement
+from graphc.ops.expr_printer import HELPERS, helpers_used
 
 COMMENT_COLUMN = 48
 

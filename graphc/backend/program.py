@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from graphc.backend.memory import MemoryPlan, bytes_of
 from graphc.backend.numerics import CheckedModule, NumericsCheck
 from graphc.backend.printer import Signature
 from graphc.errors import FeedError
@@ -24,7 +25,6 @@ from graphc.feeds import FeedPlan, describe, resolve_feeds
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops.elementwise import arg
-from graphc.passes.memory import MemoryPlan, bytes_of
 
 
 @dataclass(frozen=True)

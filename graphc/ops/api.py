@@ -11,16 +11,25 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from graphc.backend.expr_printer import UnprintableError, check_printable
 from graphc.errors import ExpressionError, GraphcError, ShapeError
-from graphc.ir.node import Node
+from graphc.ir.node import OPERATORS, Node
 from graphc.ops import functions as F
 from graphc.ops import nn  # noqa: F401  (its ops register themselves on import)
 from graphc.ops.elementwise import arg, from_expr
+from graphc.ops.expr_printer import UnprintableError, check_printable
 from graphc.ops.leaves import constant, numeric_dtype
-from graphc.ops.reduce import argmax, axes_of, is_int, reduce_max, reduce_mean, reduce_sum
+from graphc.ops.reduce import (
+    argmax,
+    axes_of,
+    expand,
+    is_int,
+    reduce_max,
+    reduce_mean,
+    reduce_sum,
+    size,
+)
 from graphc.ops.registry import make
-from graphc.ops.tensor import concatenate, expand, matmul, reshape, size, transpose
+from graphc.ops.tensor import concatenate, matmul, reshape, transpose
 
 __all__ = [
     "abs", "add", "argmax", "concatenate", "divide", "elu", "exp", "expand", "from_sympy",
@@ -258,3 +267,6 @@ def getitem(x: Node, index) -> Node:
                     "entries by integer labels, or gc.reshape / gc.transpose")
 
 
+OPERATORS.update(add=add, subtract=subtract, multiply=multiply, divide=divide, power=power,
+                 negative=negative, matmul=matmul, greater=greater,
+                 greater_equal=greater_equal, getitem=getitem, transpose=transpose)

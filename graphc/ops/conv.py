@@ -18,17 +18,14 @@ over output positions, as the oracle the generated code is tested against.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
-from graphc.ops.registry import Op, float_dtype, make
-
-if TYPE_CHECKING:
-    from graphc.backend.printer import Emitter
+from graphc.ops.reduce import reduce_sum
+from graphc.ops.registry import Emitter, Op, float_dtype, make
 
 Pair = tuple[int, int]
 
@@ -241,7 +238,6 @@ class Conv2d(Op):
         return lines + ([f"{out} += {bias}"] if bias else [])
 
     def vjp(self, node, g):
-        from graphc.ops.reduce import reduce_sum
 
         x, w, *bias = _without_columns(node.inputs, node.attrs)
         stride, padding = node.attrs["stride"], node.attrs["padding"]

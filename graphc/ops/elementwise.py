@@ -18,11 +18,12 @@ import numpy as np
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
-from graphc.backend.expr_printer import numpy_code
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
-from graphc.ir.shapes import broadcast_shapes, format_shape
+from graphc.ir.shapes import broadcast_axes, broadcast_shapes, format_shape
 from graphc.ops import functions
+from graphc.ops.expr_printer import numpy_code
+from graphc.ops.leaves import constant
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 from graphc.ops.stable_forms import stable_form
 
@@ -52,7 +53,7 @@ class Elementwise(Op):
         return shape, dtype
 
     def evaluate(self, node, args):
-        fn = _lambdify(node.attrs["expr"], len(node.inputs))
+        fn = lambdify(node.attrs["expr"], len(node.inputs))
         value = np.asarray(fn(*args), dtype=node.dtype)
         return np.broadcast_to(value, np.broadcast_shapes(*(a.shape for a in args))).copy()
 
@@ -161,7 +162,9 @@ def _is_boolean(expr: sp.Basic) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _lambdify(expr: sp.Basic, n: int):
+def lambdify(expr: sp.Basic, n: int):
+    """The reference NumPy function of an expression over n inputs (graphc's functions by
+    their own implementations, not the printer's): what the interpreter evaluates."""
     return sp.lambdify([arg(i) for i in range(n)], expr,
                        modules=[functions.NUMPY_IMPLEMENTATIONS, "numpy"])
 
@@ -183,8 +186,6 @@ def from_expr(label: str, expr: sp.Basic, symbols: Mapping[sp.Symbol, Node],
         folded = expr.xreplace({s: arg(i) for i, s in enumerate(ordered)}), inputs
     expr, inputs = folded
     if not inputs:
-        from graphc.ops.leaves import constant
-
         if isinstance(expr, Boolean):
             return constant(bool(expr))
         return constant(float(expr), dtype=dtype or "float64")
@@ -237,15 +238,15 @@ def number(value: float | int | bool) -> sp.Basic:
 
 
 def sum_to(g: Node, shape) -> Node:
-    """Sum ``g`` over the axes that broadcasting added to reach its shape from ``shape``."""
-    from graphc.ir.shapes import broadcast_axes
-    from graphc.ops.api import sum as reduce_sum
+    """Sum ``g`` over the axes that broadcasting added to reach its shape from ``shape``.
 
+    Built through the registry by the op's name: the reductions (graphc.ops.reduce) are made
+    of elementwise expressions in their own gradients, so this module cannot import them."""
     if g.shape == tuple(shape):
         return g
     leading, stretched = broadcast_axes(tuple(shape), g.shape)
     if stretched:
-        g = reduce_sum(g, axis=tuple(a + len(leading) for a in stretched), keepdims=True)
+        g = make("sum", (g,), axes=tuple(a + len(leading) for a in stretched), keepdims=True)
     if leading:
-        g = reduce_sum(g, axis=leading)
+        g = make("sum", (g,), axes=leading, keepdims=False)
     return g

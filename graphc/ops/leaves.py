@@ -12,7 +12,7 @@ from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import Dim, format_shape, normalize_shape
 from graphc.ir.source import caller_location
-from graphc.ops.registry import Op, _role
+from graphc.ops.registry import OPS, Op, _role
 
 _generator = [np.random.default_rng(0)]
 
@@ -68,7 +68,7 @@ def _leaf(op: str, name: str, shape: Sequence[Dim] | Dim, dtype: Any,
           value: np.ndarray | None = None, role: str | None = None) -> Node:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{op} needs a non-empty string name, got {name!r}")
-    return Node(_ops()[op], (), {}, normalize_shape(shape), numeric_dtype(f"{op} {name!r}", dtype),
+    return Node(OPS[op], (), {}, normalize_shape(shape), numeric_dtype(f"{op} {name!r}", dtype),
                 name=name, location=caller_location(), role=role or _role[-1], value=value)
 
 
@@ -84,12 +84,6 @@ def numeric_dtype(what: str, dtype: Any) -> np.dtype:
         raise ShapeError(f"{what}: dtype {resolved} is not supported; use a float, integer "
                          "or bool dtype")
     return resolved
-
-
-def _ops():
-    from graphc.ops.registry import OPS
-
-    return OPS
 
 
 def input(name: str, shape: Sequence[Dim] | Dim = (), dtype: Any = "float64") -> Node:  # noqa: A001
@@ -164,7 +158,7 @@ def constant(value: Any, dtype: Any = None) -> Node:
     array = np.array(value, dtype=dtype)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"a constant must be numeric, got {array.dtype}")
-    return Node(_ops()["constant"], (), {}, array.shape, array.dtype, location=caller_location(),
+    return Node(OPS["constant"], (), {}, array.shape, array.dtype, location=caller_location(),
                 role=_role[-1], value=array)
 
 

@@ -9,6 +9,8 @@ import sympy as sp
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
+from graphc.ops.elementwise import from_expr
+from graphc.ops.reduce import expand, reduce_sum, size
 from graphc.ops.registry import Op, float_dtype, make
 
 
@@ -50,8 +52,6 @@ class Softmax(Op):
                 f"{out} /= {row}"]
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.reduce import reduce_sum
 
         a = node.attrs["axis"]
         gs, ys, ss = sp.symbols("g y s", real=True)
@@ -89,8 +89,6 @@ class LogSoftmax(Op):
                 f"{out} -= np.log({row}, out={row})"]
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.reduce import reduce_sum
 
         gs, ys, ss = sp.symbols("g y s", real=True)
         total = reduce_sum(g, node.attrs["axis"], keepdims=True)
@@ -124,8 +122,6 @@ class LogSumExp(Op):
         return lines
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.tensor import expand
 
         x = node.inputs[0]
         axes = () if node.attrs["keepdims"] else (node.attrs["axis"],)
@@ -268,8 +264,6 @@ class SoftmaxCrossEntropy(Op):
                 f"{z}[{rows}, {labels}]).sum() / {batch}"]
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.tensor import size
 
         logits, labels = node.inputs[:2]
         onehot = make("one_hot", (labels,), depth=logits.shape[1], dtype=logits.dtype)

@@ -1,4 +1,6 @@
-"""Reductions along axes: sum, mean, max, and argmax (which has no gradient)."""
+"""Reductions along axes (sum, mean, max, and argmax, which has no gradient), with the two
+ops their gradients are made of: ``expand``, the broadcast back that is a sum's adjoint, and
+``size``, the number of entries a mean divides by."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import sympy as sp
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape, normalize_axis
+from graphc.ops.elementwise import from_expr
+from graphc.ops.leaves import constant
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 
@@ -45,8 +49,6 @@ class Reduce(Op):
 
     def expand_grad(self, node, g):
         """g broadcast back to the input's shape."""
-        from graphc.ops.tensor import expand
-
         x = node.inputs[0]
         return expand(g, x, () if node.attrs["keepdims"] else node.attrs["axes"])
 
@@ -66,9 +68,6 @@ class Mean(Reduce):
     method = "mean"
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.tensor import size
-
         gx, n = sp.symbols("g n", real=True)
         count = size(node.inputs[0], node.attrs["axes"])
         return [from_expr("mean'", gx / n, {gx: self.expand_grad(node, g), n: count})]
@@ -82,9 +81,6 @@ class Max(Reduce):
     method = "max"
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import from_expr
-        from graphc.ops.tensor import expand
-
         x = node.inputs[0]
         axes = node.attrs["axes"]
         xs, ms = sp.symbols("x m", real=True)
@@ -113,6 +109,76 @@ class ArgMax(Reduce):
 
     def evaluate(self, node, args):
         return np.argmax(args[0], axis=node.attrs["axes"][0], keepdims=node.attrs["keepdims"])
+
+
+class Expand(Op):
+    """``g`` broadcast to the shape of ``like``, after re-inserting the reduced ``axes``:
+    the gradient of a sum."""
+
+    name = "expand"
+
+    def label(self, node):
+        return "broadcast"
+
+    def infer(self, inputs, attrs):
+        g, like = inputs
+        return like.shape, g.dtype
+
+    def _index(self, node):
+        axes, n = node.attrs["axes"], node.ndim
+        return tuple(None if i in axes else slice(None) for i in range(n))
+
+    def evaluate(self, node, args):
+        g, like = args
+        return np.broadcast_to(g[self._index(node)], like.shape).copy()
+
+    def emit(self, node, args, e):
+        index = self._index(node)
+        g = args[0]
+        if node.attrs["axes"] and any(i is not None for i in index):
+            last = max(i for i, v in enumerate(index) if v is None)
+            g += "[" + ", ".join("None" if v is None else ":" for v in index[:last + 1]) + "]"
+        return f"np.broadcast_to({g}, {e.shape(node.shape)})"
+
+    def vjp(self, node, g):
+        return [reduce_sum(g, node.attrs["axes"], keepdims=False), None]
+
+
+def expand(g, like, axes=()):
+    """Broadcast ``g`` (reduced over ``axes`` without keepdims) back to ``like``'s shape."""
+    return make("expand", (g, like), axes=tuple(axes))
+
+
+
+class Size(Op):
+    """The number of elements along some axes of x, at run time (for means over a batch)."""
+
+    name = "size"
+    fresh = True
+    differentiable = False
+    inline = True
+
+    def label(self, node):
+        return "count"
+
+    def infer(self, inputs, attrs):
+        return (), float_dtype(inputs[0])
+
+    def evaluate(self, node, args):
+        return np.asarray(np.prod([args[0].shape[a] for a in node.attrs["axes"]]),
+                          dtype=node.dtype)
+
+    def emit(self, node, args, e):
+        x = node.inputs[0]
+        return " * ".join(e.dim(x.shape[a]) for a in node.attrs["axes"]) or "1"
+
+
+def size(x, axes):
+    """Elements of x along ``axes``: a number where the dims are known, else a node."""
+    dims = [x.shape[a] for a in axes]
+    if all(isinstance(d, int) for d in dims):
+        return constant(float(np.prod(dims)), dtype=float_dtype(x))
+    return make("size", (x,), axes=tuple(axes))
 
 
 def axes_of(op: str, x: Node, axis: object, single: bool = False) -> tuple[int, ...]:

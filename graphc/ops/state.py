@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
-from graphc.ops.elementwise import arg, print_expression
+from graphc.ops.elementwise import arg, lambdify, print_expression
 from graphc.ops.registry import Op, make
 
 MODES = ("=", "+=", "-=")
@@ -37,12 +39,8 @@ class Assign(Op):
         return target.shape, target.dtype
 
     def evaluate(self, node, args):
-        import numpy as np
-
-        from graphc.ops.elementwise import _lambdify
-
         target, *values = args
-        value = _lambdify(node.attrs["expr"], len(values))(*values)
+        value = lambdify(node.attrs["expr"], len(values))(*values)
         mode = node.attrs["mode"]
         new = value if mode == "=" else target + value if mode == "+=" else target - value
         return np.broadcast_to(np.asarray(new, dtype=node.dtype), target.shape).copy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.errors import ShapeError
-from graphc.ir.shapes import Dim, broadcast_shapes, format_shape
+from graphc.ir.shapes import Dim, broadcast_shapes, format_shape, normalize_shape
+from graphc.ops.elementwise import sum_to
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 
 
@@ -40,8 +41,6 @@ class MatMul(Op):
         return as_node_dtype(f"{args[0]} @ {args[1]}", node, node.inputs)
 
     def vjp(self, node, g):
-        from graphc.ops.elementwise import sum_to
-
         a, b = node.inputs
         return [sum_to(matmul(g, swap_last(b)), a.shape), sum_to(matmul(swap_last(a), g), b.shape)]
 
@@ -114,8 +113,6 @@ class Reshape(Op):
 
 def reshape(x, shape):
     """x with a new shape of the same size; one dimension may be -1 (inferred)."""
-    from graphc.ir.shapes import normalize_shape
-
     shape = tuple(shape) if not isinstance(shape, (int, str)) else (shape,)
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape to {shape}: at most one dimension may be -1")
@@ -261,46 +258,6 @@ def concatenate(xs, axis=0):
     return make("concatenate", xs, axis=axis % ndim)
 
 
-class Expand(Op):
-    """``g`` broadcast to the shape of ``like``, after re-inserting the reduced ``axes``:
-    the gradient of a sum."""
-
-    name = "expand"
-
-    def label(self, node):
-        return "broadcast"
-
-    def infer(self, inputs, attrs):
-        g, like = inputs
-        return like.shape, g.dtype
-
-    def _index(self, node):
-        axes, n = node.attrs["axes"], node.ndim
-        return tuple(None if i in axes else slice(None) for i in range(n))
-
-    def evaluate(self, node, args):
-        g, like = args
-        return np.broadcast_to(g[self._index(node)], like.shape).copy()
-
-    def emit(self, node, args, e):
-        index = self._index(node)
-        g = args[0]
-        if node.attrs["axes"] and any(i is not None for i in index):
-            last = max(i for i, v in enumerate(index) if v is None)
-            g += "[" + ", ".join("None" if v is None else ":" for v in index[:last + 1]) + "]"
-        return f"np.broadcast_to({g}, {e.shape(node.shape)})"
-
-    def vjp(self, node, g):
-        from graphc.ops.reduce import reduce_sum
-
-        return [reduce_sum(g, node.attrs["axes"], keepdims=False), None]
-
-
-def expand(g, like, axes=()):
-    """Broadcast ``g`` (reduced over ``axes`` without keepdims) back to ``like``'s shape."""
-    return make("expand", (g, like), axes=tuple(axes))
-
-
 class Copy(Op):
     """A copy of x: the value of a parameter as it was before this step's update."""
 
@@ -335,36 +292,3 @@ class Zeros(Op):
 
     def emit(self, node, args, e):
         return f"np.zeros({e.shape(node.shape)}, dtype=np.{node.dtype.name})"
-
-
-class Size(Op):
-    """The number of elements along some axes of x, at run time (for means over a batch)."""
-
-    name = "size"
-    fresh = True
-    differentiable = False
-    inline = True
-
-    def label(self, node):
-        return "count"
-
-    def infer(self, inputs, attrs):
-        return (), float_dtype(inputs[0])
-
-    def evaluate(self, node, args):
-        return np.asarray(np.prod([args[0].shape[a] for a in node.attrs["axes"]]),
-                          dtype=node.dtype)
-
-    def emit(self, node, args, e):
-        x = node.inputs[0]
-        return " * ".join(e.dim(x.shape[a]) for a in node.attrs["axes"]) or "1"
-
-
-def size(x, axes):
-    """Elements of x along ``axes``: a number where the dims are known, else a node."""
-    dims = [x.shape[a] for a in axes]
-    if all(isinstance(d, int) for d in dims):
-        from graphc.ops.leaves import constant
-
-        return constant(float(np.prod(dims)), dtype=float_dtype(x))
-    return make("size", (x,), axes=tuple(axes))

@@ -4,7 +4,7 @@ In NumPy, ``W -= x.T @ g`` is a product into a scratch array and then a second p
 because np.matmul cannot add into an existing array. BLAS gemm can (beta=1), so this pass
 rewrites such an update into one ``gemm_update`` node, printed as
 ``_gemm(x.T, g, W, alpha=-1.0, beta=1.0)``: W is read and written once, and the weight
-gradient is never stored. ``graphc/backend/blas.py`` says why the call goes to NumPy's own
+gradient is never stored. ``graphc/ops/blas.py`` says why the call goes to NumPy's own
 BLAS rather than SciPy's.
 
 The pass is off at optimize=2 and on at optimize=3 (or by name in ``passes=[...]``), so a
@@ -19,9 +19,9 @@ import warnings
 import numpy as np
 import sympy as sp
 
-from graphc.backend.blas import numpy_blas_found
 from graphc.ir.graph import consumers
 from graphc.ir.node import Node
+from graphc.ops.blas import numpy_blas_found
 from graphc.ops.elementwise import arg
 from graphc.ops.state import gemm_update
 from graphc.passes.graph import Graph, replacing, rewrite

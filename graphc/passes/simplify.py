@@ -15,6 +15,7 @@ import sympy as sp
 
 from graphc.ir.node import Node
 from graphc.ops import functions as F
+from graphc.ops.api import multiply
 from graphc.ops.elementwise import keeps_domain
 from graphc.ops.leaves import constant
 from graphc.ops.registry import make
@@ -83,8 +84,6 @@ def sum_of_broadcast(node: Node) -> Node | None:
     counts = [like.shape[a] for a in axes]
     if not all(isinstance(c, int) for c in counts):
         return None
-    from graphc.ops.api import multiply
-
     return replacing(node, multiply(g, float(np.prod(counts))))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from graphc.ir.node import Node
+from graphc.ops.elementwise import arg
 from graphc.ops.nn import sharing_log_probabilities
 from graphc.ops.registry import make
 from graphc.ops.stable_forms import may_match, stable_form
@@ -41,7 +42,7 @@ def stable_expression(node: Node) -> Node | None:
 
 def log_of_softmax(node: Node) -> Node | None:
     """log(softmax(x)) -> log_softmax(x): no log of an underflowed zero."""
-    if node.op.name != "elementwise" or node.attrs["expr"] != sp.log(_arg0()):
+    if node.op.name != "elementwise" or node.attrs["expr"] != sp.log(arg(0)):
         return None
     (x,) = node.inputs
     if x.op.name != "softmax":
@@ -52,7 +53,7 @@ def log_of_softmax(node: Node) -> Node | None:
 def cross_entropy_of_log_softmax(node: Node) -> Node | None:
     """-mean(take(log_softmax(s), labels)) -> softmax_cross_entropy(s, labels), whose
     gradient is the fused (softmax(s) - onehot) / B."""
-    if node.op.name != "elementwise" or node.attrs["expr"] != -_arg0():
+    if node.op.name != "elementwise" or node.attrs["expr"] != -arg(0):
         return None
     (m,) = node.inputs
     if m.op.name != "mean" or m.attrs["axes"] != (0,):
@@ -73,12 +74,6 @@ def shared_log_probabilities(node: Node) -> Node | None:
     if node.op.name != "softmax_cross_entropy" or len(node.inputs) != 2:
         return None
     return replacing(node, sharing_log_probabilities(node))
-
-
-def _arg0() -> sp.Symbol:
-    from graphc.ops.elementwise import arg
-
-    return arg(0)
 
 
 #: Graph rewrites, tried in this order on every node.

@@ -31,8 +31,7 @@ from sympy.logic.boolalg import Boolean, BooleanAtom, BooleanFunction
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from graphc.backend import blas
-from graphc.ops import functions
+from graphc.ops import blas, functions
 
 
 class UnprintableError(ValueError):

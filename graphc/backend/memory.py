@@ -31,12 +31,6 @@ from graphc.backend.inplace import Lowering, lower
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape
 from graphc.ops.elementwise import arg
-from graphc.passes.graph import Graph
-
-
-def memory(graph: Graph) -> Graph:
-    """The pipeline stage after which the backend plans buffers (see ``plan_memory``)."""
-    return graph
 
 
 @dataclass(frozen=True)
