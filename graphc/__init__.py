@@ -28,15 +28,14 @@ from graphc.interpreter import evaluate
 from graphc.ir.node import Node
 from graphc.losses import accuracy, hinge, l1, l2_penalty, mse, sigmoid_cross_entropy
 from graphc.ops.api import (
+    ACTIVATIONS,
     abs,
     argmax,
     concatenate,
     divide,
-    elu,
     exp,
     flatten,
     from_sympy,
-    leaky_relu,
     log,
     log_softmax,
     logsumexp,
@@ -46,12 +45,9 @@ from graphc.ops.api import (
     mean,
     minimum,
     one_hot,
-    relu,
     reshape,
-    sigmoid,
     softmax,
     softmax_cross_entropy,
-    softplus,
     sqrt,
     square,
     sum,
@@ -66,6 +62,7 @@ from graphc.ops.leaves import constant, input, param, scalar, seed
 from graphc.passes.autodiff import grad
 from graphc.render import render, render_steps
 from graphc.train.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSProp
+from graphc.train.trainer import Trainer, reinit
 
 __version__ = "0.1.0"
 
@@ -74,11 +71,15 @@ __all__ = [
     "GraphcError",
     "Momentum", "Node", "NumericsError", "Optimizer", "OptimizerError", "RMSProp", "SGD",
     "ShapeError", "abs", "accuracy",
-    "argmax", "compile", "concatenate", "constant", "divide", "elu", "evaluate", "exp", "flatten",
-    "from_sympy", "grad", "hinge", "input", "l1", "l2_penalty", "leaky_relu", "log",
+    "argmax", "compile", "concatenate", "constant", "divide", "evaluate", "exp", "flatten",
+    "from_sympy", "grad", "hinge", "input", "l1", "l2_penalty", "log",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",
-    "param", "relu", "reshape", "scalar", "seed", "sigmoid", "sigmoid_cross_entropy", "softmax",
-    "softmax_cross_entropy", "softplus", "sqrt", "square", "sum", "take", "tanh", "transpose",
+    "param", "reshape", "scalar", "seed", "sigmoid_cross_entropy", "softmax",
+    "softmax_cross_entropy", "sqrt", "square", "sum", "take", "tanh", "transpose",
     "where", "render", "render_steps", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
-    "GradientCheckError", "check_grads",
+    "GradientCheckError", "check_grads", "Trainer", "reinit",
 ]
+
+# gc.relu, gc.sigmoid, gc.gelu, gc.mish...: one per record of graphc.ops.functions
+globals().update(ACTIVATIONS)
+__all__ += sorted(ACTIVATIONS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,15 +56,88 @@ class Example:
         return self.optimizer is not None and self.dataset is not None
 
 
+#: Where the examples that ship with graphc are: a package of its own beside ``graphc``, so
+#: that the nodes they declare count as user code (named after their variables, errors
+#: quoting their lines), which code inside the ``graphc`` package does not.
+SHIPPED_PACKAGE = "graphc_examples"
+
+#: Hints for a missing module an example needs, by the module's top-level name.
+EXTRAS = {"sklearn": "data", "matplotlib": "plot"}
+
+
+class ExampleError(GraphcError):
+    """An example file could not be run: a syntax error, or an exception raised by one of
+    its lines; the message names the file and the line and quotes it."""
+
+
+def shipped_examples() -> dict[str, str]:
+    """The examples that ship with graphc, by name (``mlp_digits``), with their paths."""
+    spec = importlib.util.find_spec(SHIPPED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    folder = list(spec.submodule_search_locations)[0]
+    return {name[:-3]: os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.endswith(".py") and not name.startswith("_")}
+
+
+def find_example(name_or_path: str | os.PathLike) -> str:
+    """The file an example argument names: a file that exists, else the shipped example of
+    that name (``mlp_digits`` or ``mlp_digits.py``). GraphcError lists the shipped ones."""
+    path = os.fspath(name_or_path)
+    if os.path.isfile(path):
+        return path
+    shipped = shipped_examples()
+    stem = path[:-3] if path.endswith(".py") else path
+    if os.sep not in path and "/" not in path and stem in shipped:
+        return shipped[stem]
+    known = ", ".join(shipped) or "none installed"
+    raise GraphcError(f"no example file at {path!r}, and no shipped example of that name "
+                      f"(shipped: {known}; `graphc examples` describes them)")
+
+
 def load_example(path: str | os.PathLike) -> Example:
-    """Run an example file (the user's own Python file) and return its ``example``."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise GraphcError(f"no example file at {path!r}")
+    """Run an example file and return its ``example``: ``path`` is a file the user names,
+    or the name of an example that ships with graphc (see ``find_example``).
+
+    An exception raised by the file is an ExampleError naming the file and the line that
+    raised it (``bad.py:12: AttributeError: module 'graphc' has no attribute 'rleu' (did
+    you mean 'relu'?)``), chained to the original for ``--debug``."""
+    path = find_example(path)
     spec = importlib.util.spec_from_file_location("graphc_example", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        line = f"\n    {err.text.strip()}" if err.text and err.text.strip() else ""
+        raise ExampleError(f"{path}:{err.lineno}: SyntaxError: {err.msg}{line}") from err
+    except Exception as err:
+        raise ExampleError(describe_exception(err, path)) from err
     example = getattr(module, "example", None)
     if not isinstance(example, Example):
         raise GraphcError(f"{path}: an example file must define `example = gc.Example(...)`")
     return example
+
+
+def describe_exception(err: BaseException, path: str) -> str:
+    """One message for an exception raised while running the file ``path``: where (the
+    innermost line of that file in the traceback, quoted), what, and a hint where one
+    helps (a close name for a misspelt attribute, the extra to install for a missing
+    module). A graphc error that already names the file keeps its own message."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if os.path.abspath(f.filename) == os.path.abspath(path)]
+    if isinstance(err, GraphcError) and os.path.basename(path) in str(err):
+        return str(err)
+    where = f"{path}:{frames[-1].lineno}: " if frames else f"{path}: "
+    quoted = f"\n    {frames[-1].line}" if frames and frames[-1].line else ""
+    what = str(err) if isinstance(err, GraphcError) else f"{type(err).__name__}: {err}"
+    return where + what + _hint(err) + quoted
+
+
+def _hint(err: BaseException) -> str:
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        extra = EXTRAS.get(err.name.partition(".")[0])
+        return f" (install it with: pip install 'graphc[{extra}]')" if extra else ""
+    if isinstance(err, AttributeError) and err.name and getattr(err, "obj", None) is not None:
+        close = difflib.get_close_matches(err.name, dir(err.obj), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+    return ""

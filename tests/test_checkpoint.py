@@ -513,7 +513,7 @@ def test_cli_default_checkpoint_dir_is_named_after_the_example(tmp_path, monkeyp
 def test_cli_checkpoint_dir_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     occupied = tmp_path / "ck"
     occupied.write_text("a file")
-    assert main(["train", DIGITS, "--checkpoint-dir", str(occupied)]) == 1
+    assert main(["train", DIGITS, "--checkpoint-dir", str(occupied)]) == 2
     captured = capsys.readouterr()
     assert captured.err == (f"graphc train: {occupied}: the checkpoint directory is a file, "
                             "not a directory\n")

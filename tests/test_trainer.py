@@ -8,13 +8,19 @@ fresh graph with fixed parameter seeds, so two trainers start from identical arr
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
 import graphc as gc
+import graphc.train
 from graphc.data import Dataset
-from graphc.errors import CheckpointError
-from graphc.train.trainer import Trainer
+from graphc.errors import CheckpointError, GraphcError
+from graphc.train.trainer import Trainer, TrainerWarning
 
 
 def blobs(n: int, seed: int, shuffled_labels: bool = False) -> Dataset:
@@ -188,3 +194,96 @@ def test_fit_refuses_bad_arguments_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         trainer.fit(data, epochs=1, progress=False, **kwargs)
     assert all(np.array_equal(before[k], v) for k, v in arrays(trainer).items())
+
+
+# --- the API: names, history, fresh parameters, progress, logging, plots ---------------------
+def test_the_trainer_has_one_class_under_three_names():
+    assert gc.Trainer is graphc.train.Trainer is Trainer
+    assert gc.reinit is graphc.train.reinit
+
+
+def test_history_keeps_every_step_and_every_epoch():
+    trainer = make_trainer()
+    epochs = trainer.fit(blobs(70, 0), blobs(20, 1), epochs=3, batch_size=16, progress=False)
+    history = trainer.history
+    assert history.epochs == epochs and len(epochs) == 3
+    assert history.steps == list(range(1, 3 * 5 + 1)) and history.steps_per_epoch == 5
+    assert len(history.losses) == 15
+    for k, r in enumerate(epochs):  # each epoch's loss is the mean of its steps' losses
+        assert r.loss == pytest.approx(np.mean(history.losses[5 * k:5 * k + 5]))
+
+
+def test_a_second_trainer_on_trained_parameters_warns_and_reinit_starts_afresh():
+    first = make_trainer()
+    initial = arrays(first)
+    first.fit(blobs(64, 0), epochs=1, batch_size=16, progress=False)
+    trained = arrays(first)["W1"]
+    loss, inputs = first.loss, first.inputs
+    with pytest.warns(TrainerWarning, match="parameters W1, b1, W2, b2 were trained by another"):
+        second = Trainer(loss, inputs, gc.Adam(lr=0.01))
+    np.testing.assert_array_equal(second.owned["W1"].value, trained)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh = Trainer(loss, inputs, gc.Adam(lr=0.01), reinit=True)
+    for name in ("W1", "b1", "W2", "b2"):
+        np.testing.assert_array_equal(fresh.owned[name].value, initial[name])
+    fresh.fit(blobs(64, 0), epochs=1, batch_size=16, progress=False)
+    assert [p.name for p in gc.reinit(loss)] == ["W1", "b1", "W2", "b2"]
+    np.testing.assert_array_equal(fresh.owned["W1"].value, initial["W1"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(loss, inputs, gc.SGD(0.1))  # after gc.reinit, nobody has trained them
+
+
+def test_epoch_lines_are_log_records_of_graphc_train():
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("graphc")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        make_trainer().fit(blobs(32, 0), epochs=2, batch_size=16)
+        make_trainer().fit(blobs(32, 0), epochs=1, batch_size=16, progress=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    infos = [r for r in records if r.levelno == logging.INFO]
+    assert [r.name for r in infos] == ["graphc.train"] * 2
+    assert infos[0].getMessage().startswith("epoch 1/2  loss")
+    assert [r.levelno for r in records[2:]] == [logging.DEBUG]  # progress=False: quiet
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(monkeypatch, capsys):
+    make_trainer().fit(blobs(32, 0), epochs=1, batch_size=16)
+    assert capsys.readouterr().err == ""   # stderr is captured: not a terminal
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    make_trainer().fit(blobs(32, 0), epochs=1, batch_size=16)
+    assert "epoch 1/1" in terminal.getvalue() and "/2 [" in terminal.getvalue()
+
+
+def test_plot_draws_loss_and_accuracy(tmp_path):
+    pytest.importorskip("matplotlib")
+    trainer = make_trainer()
+    trainer.fit(blobs(64, 0), blobs(20, 1), epochs=2, batch_size=16, progress=False)
+    figure = trainer.plot(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    losses, accuracy = figure.axes
+    assert [len(line.get_xdata()) for line in losses.lines] == [8, 2, 2]
+    assert list(accuracy.lines[0].get_ydata()) == [r.val_accuracy for r in trainer.history.epochs]
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch):
+    trainer = make_trainer()
+    trainer.fit(blobs(32, 0), epochs=1, batch_size=16, progress=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(GraphcError, match=r"pip install 'graphc\[plot\]'"):
+        trainer.plot()

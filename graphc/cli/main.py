@@ -1,14 +1,39 @@
-"""The ``graphc`` command: train an example, emit its generated code, render its graph."""
+"""The ``graphc`` command: train an example, emit its generated code, render its graph.
+
+It keeps the manners of pip, pytest and git: a mistake of the user's (a typo in an example,
+a missing file or extra, a bad option) is one message on stderr naming the file and line,
+and exit status 2; ``--debug`` adds the traceback; an interrupt exits with 130; anything
+else is a bug in graphc and shows its traceback. Messages go through :mod:`logging` (the
+``graphc`` logger): INFO to stdout, warnings to stderr as ``warning: ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 
 from graphc.errors import GraphcError
-from graphc.example import Example, load_example
+from graphc.example import (
+    Example,
+    describe_exception,
+    find_example,
+    load_example,
+    shipped_examples,
+)
+from graphc.passes.pipeline import LEVELS
+from graphc.train.console import LOGGER
+
+log = logging.getLogger("graphc.cli")
+
+#: Exit status of a user error (as argparse's usage errors), and of an interrupt (git's).
+USER_ERROR = 2
+INTERRUPTED = 130
 
 
 def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | None = None):
@@ -35,32 +60,65 @@ def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | N
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train an example with checkpoints (``--resume`` continues a killed run exactly),
-    printing each epoch's losses and the final test accuracy."""
+    logging each epoch's losses and the final test accuracy; ``--plot`` draws the curves."""
     from graphc.train.trainer import Trainer
 
-    example = load_example(args.example)
+    example = _load(args)
     if not example.trainable:
-        raise GraphcError(f"{args.example}: the example declares no optimizer and dataset")
+        raise GraphcError(f"{args.example}: the example declares no optimizer and dataset, so "
+                          "there is nothing to train (emit and render still work)")
     data = example.dataset()
     train, val, test = data.split((0.6, 0.2, 0.2), seed=example.seed)
-    trainer = Trainer(example.outputs[0], example.input_nodes, example.optimizer,
+    optimizer = example.optimizer if args.lr is None else with_lr(example.optimizer, args.lr)
+    trainer = Trainer(example.outputs[0], example.input_nodes, optimizer,
                       scores=example.scores)
     epochs = args.epochs or example.epochs
-    name = os.path.splitext(os.path.basename(args.example))[0]
+    batch_size = args.batch_size or example.batch_size
+    name = example_name(args.example_path)
     directory = args.checkpoint_dir or os.path.join("checkpoints", name)
-    print(f"training {os.path.basename(args.example)} on {data.name}: {len(train)} train, "
-          f"{len(val)} validation, {len(test)} test examples, {epochs} epochs; "
-          f"checkpoints in {directory}")
-    trainer.fit(train, val, epochs=epochs, batch_size=example.batch_size,
+    log.info(f"training {name} on {data.name}: {len(train)} train, {len(val)} validation, "
+             f"{len(test)} test examples, {epochs} epochs of minibatches of {batch_size}, "
+             f"{optimizer!r}; checkpoints in {directory}")
+    trainer.fit(train, val, epochs=epochs, batch_size=batch_size,
                 seed=example.seed if args.seed is None else args.seed,
-                checkpoint_dir=directory, checkpoint_every=args.checkpoint_every,
-                keep=args.keep, resume=args.resume)
+                progress=not args.quiet, checkpoint_dir=directory,
+                checkpoint_every=args.checkpoint_every, keep=args.keep, resume=args.resume)
     loss, acc = trainer.evaluate(test)
-    print(f"test loss {loss:.4f}" + (f"  test accuracy {acc:.4f}" if acc is not None else ""))
+    log.info(f"test loss {loss:.4f}" + (f"  test accuracy {acc:.4f}" if acc is not None else ""))
     if args.save:
         trainer.save(args.save)
-        print(f"parameters written to {args.save}")
+        log.info(f"parameters written to {args.save}")
+    if args.plot:
+        trainer.plot(args.plot)
+        log.info(f"loss and accuracy curves drawn to {args.plot}")
     return 0
+
+
+def with_lr(optimizer, lr: float):
+    """A copy of ``optimizer`` with the learning rate ``lr`` and its other settings."""
+    settings = {name: getattr(optimizer, name) for name in optimizer.fields}
+    return type(optimizer)(**{**settings, "lr": lr})
+
+
+def example_name(path: str) -> str:
+    """An example's name, as ``graphc examples`` lists it: its file name without ``.py``."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _load(args: argparse.Namespace) -> Example:
+    """The example the command names, remembering its file for error messages."""
+    args.example_path = find_example(args.example)
+    return load_example(args.example_path)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -70,23 +128,63 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def cmd_emit(args: argparse.Namespace) -> int:
-    from graphc.passes.pipeline import pass_names
+#: The stages ``emit --stage`` shows: the code before any pass, then after each pass, in the
+#: order of the fullest pipeline (``-O 3``).
+STAGES = ("source",) + LEVELS[3]
 
-    example = load_example(args.example)
-    passes = None
+
+def stage_passes(stage: str, optimize: int | None) -> tuple[int, tuple[str, ...]]:
+    """The optimize level and the passes up to ``stage``: in the pipeline of ``optimize``,
+    or, where no level was asked for, of the first level from the default (2) up that runs
+    that pass (``gemm`` runs at 3 only). GraphcError where the level asked for skips it."""
+    if stage == "source":
+        return (2 if optimize is None else optimize), ()
+    levels = [optimize] if optimize is not None else [2, 3, 1]
+    for level in levels:
+        if stage in LEVELS[level]:
+            names = LEVELS[level]
+            return level, names[:names.index(stage) + 1]
+    runs_at = [str(level) for level in LEVELS if stage in LEVELS[level]]
+    raise GraphcError(f"the {stage} pass does not run at -O {optimize}; it runs at -O "
+                      f"{' and '.join(runs_at)}")
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    """Write the generated code, or with ``--stage`` the code after one pass, its header
+    naming that stage."""
+    example = _load(args)
     if args.stage:
-        names = ("source",) + pass_names(args.optimize, None)
-        if args.stage not in names:
-            raise GraphcError(f"unknown stage {args.stage!r}; stages: {', '.join(names)}")
-        passes = list(names[1:names.index(args.stage) + 1])
-    program = build_program(example, args.optimize, passes)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(program.source)
-        print(f"generated code written to {args.output}")
+        level, passes = stage_passes(args.stage, args.optimize)
+        program = build_program(example, level, list(passes))
+        done = ", ".join(passes) if passes else "no pass"
+        source = program.source.replace("(optimize=-1)", f"(stage {args.stage} of -O {level}: "
+                                        f"{done})", 1)
     else:
-        sys.stdout.write(program.source)
+        source = build_program(example, 2 if args.optimize is None else args.optimize).source
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(source)
+        log.info(f"generated code written to {args.output}")
+    else:
+        sys.stdout.write(source)
+    return 0
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    """List the examples that ship with graphc, each with the first line of its docstring."""
+    import ast
+    import textwrap
+
+    shipped = shipped_examples()
+    width = max(map(len, shipped), default=0)
+    for name, path in shipped.items():
+        with open(path, encoding="utf-8") as f:
+            doc = ast.get_docstring(ast.parse(f.read())) or ""
+        first = " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+        sys.stdout.write(f"{name.ljust(width)}  {textwrap.shorten(first, 96 - width)}\n")
+    if shipped:
+        sys.stdout.write(f"\n{len(shipped)} examples in {os.path.dirname(path)}; run one by "
+                         f"name: graphc train mlp_digits\n")
     return 0
 
 
@@ -108,26 +206,41 @@ def figure_feeds(example: Example) -> dict:
 def cmd_render(args: argparse.Namespace) -> int:
     from graphc.render import render, render_steps
 
-    example = load_example(args.example)
+    example = _load(args)
     feeds = figure_feeds(example)
     base, ext = os.path.splitext(args.output)
     fmt = ext.lstrip(".") or "svg"
     if args.steps:
         files = render_steps(example.outputs, feeds, base, format=fmt)
-        print(f"{len(files)} frames written: {files[0]} ... {files[-1]}")
+        log.info(f"{len(files)} frames written: {files[0]} ... {files[-1]}")
     else:
         render(example.outputs, feeds or None, path=args.output, stage=args.stage, format=fmt)
-        print(f"graph written to {args.output}")
+        log.info(f"graph written to {args.output}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="graphc", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an example and report test accuracy")
-    t.add_argument("example")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show debug messages, and the traceback of an error")
+    p = argparse.ArgumentParser(prog="graphc", description=__doc__.split("\n\n")[0],
+                                parents=[common])
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    example_help = "an example file, or the name of one that ships with graphc (graphc examples)"
+    t = sub.add_parser("train", parents=[common], help="train an example and report test accuracy")
+    t.add_argument("example", help=example_help)
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="epochs in all, counting those a resumed run had done")
+    t.add_argument("--lr", type=_positive_float, metavar="RATE",
+                   help="learning rate (default: the example's optimizer's)")
+    t.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="minibatch size (default: the example's)")
+    t.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no epoch lines: only warnings and errors")
+    t.add_argument("--plot", metavar="FILE",
+                   help="draw the loss and accuracy curves into FILE (.png, .pdf, .svg; "
+                        "needs matplotlib: pip install 'graphc[plot]')")
     t.add_argument("--save", help="write the trained parameters to this .npz file")
     t.add_argument("--resume", action="store_true",
                    help="continue from the newest valid checkpoint (without it, a run starts "
@@ -141,30 +254,88 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="S",
                    help="seed of the minibatch order (default: the example's seed)")
     t.set_defaults(run=cmd_train)
-    e = sub.add_parser("emit", help="write the NumPy code graphc generates for an example")
-    e.add_argument("example")
-    e.add_argument("-o", "--output")
-    e.add_argument("-O", "--optimize", type=int, default=2, choices=(0, 1, 2, 3),
+    e = sub.add_parser("emit", parents=[common],
+                       help="write the NumPy code graphc generates for an example")
+    e.add_argument("example", help=example_help)
+    e.add_argument("-o", "--output", help="write the code to this file (default: stdout)")
+    e.add_argument("-O", "--optimize", type=int, default=None, choices=(0, 1, 2, 3),
                    help="0: one statement per node, 1: stabilize and cse, 2: fused, in-place "
                         "buffers (default), 3: also SGD updates folded into BLAS gemm calls")
-    e.add_argument("--stage", help="print the code after this pass (source = no pass)")
+    e.add_argument("--stage", choices=STAGES, metavar="STAGE",
+                   help=f"print the code after this pass, one of: {', '.join(STAGES)} "
+                        "(source: before any pass; gemm implies -O 3)")
     e.set_defaults(run=cmd_emit)
-    r = sub.add_parser("render", help="draw an example's graph with values and gradients")
-    r.add_argument("example")
+    r = sub.add_parser("render", parents=[common],
+                       help="draw an example's graph with values and gradients")
+    r.add_argument("example", help=example_help)
     r.add_argument("-o", "--output", required=True)
     r.add_argument("--stage", default="source", choices=("source", "autodiff", "optimized"))
     r.add_argument("--steps", action="store_true", help="one frame per backward step")
     r.set_defaults(run=cmd_render)
+    x = sub.add_parser("examples", parents=[common], help="list the examples that ship with "
+                       "graphc (each runs by name: graphc train mlp_digits)")
+    x.set_defaults(run=cmd_examples)
     return p
 
 
+def version() -> str:
+    from graphc import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns its exit status (0, 2 for a user error, 130 interrupted)."""
     args = parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except GraphcError as err:
-        print(f"graphc {args.command}: {err}", file=sys.stderr)
-        return 1
+    debug = getattr(args, "debug", False)
+    with _console(debug, getattr(args, "quiet", False)):
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:
+            log.error(f"graphc {args.command}: interrupted")
+            return INTERRUPTED
+        except Exception as err:
+            message = user_error(err, getattr(args, "example_path", None))
+            if message is None:
+                raise  # a bug in graphc: its traceback is what a report needs
+            if debug:
+                traceback.print_exception(err, file=sys.stderr)
+            log.error(f"graphc {args.command}: {message}")
+            return USER_ERROR
+
+
+def user_error(err: Exception, example_path: str | None) -> str | None:
+    """The message of an error that is the user's to fix, None for a bug in graphc: a
+    graphc error; a file that cannot be read or written; any exception raised in the
+    example's own code (named by file and line)."""
+    if example_path is not None and not isinstance(err, GraphcError) and any(
+            os.path.abspath(f.filename) == os.path.abspath(example_path)
+            for f in traceback.extract_tb(err.__traceback__)):
+        return describe_exception(err, example_path)
+    if isinstance(err, GraphcError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    return None
+
+
+@contextlib.contextmanager
+def _console(debug: bool, quiet: bool) -> Iterator[None]:
+    """For one command: graphc's log level (DEBUG with ``--debug``, WARNING with
+    ``--quiet``), and Python warnings as one ``warning: ...`` line each instead of a file,
+    line and source excerpt."""
+    level = LOGGER.level
+    LOGGER.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    with warnings.catch_warnings():
+        warnings.showwarning = _log_warning
+        try:
+            yield
+        finally:
+            LOGGER.setLevel(level)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    log.warning(str(message))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,15 @@
-"""The trainer: shuffled minibatches over epochs, validation, early stopping, progress, and
-checkpoints from which a killed run resumes exactly where it stopped.
+"""The trainer: shuffled minibatches over epochs, validation, early stopping, progress, a
+history to plot, and checkpoints from which a killed run resumes exactly where it stopped.
+
+Building one::
+
+    trainer = gc.Trainer(loss, [x, labels], gc.Adam(lr=0.003), scores=scores)
+    trainer.fit(train, val, epochs=10, batch_size=32)   # a Dataset each (graphc.data)
+    trainer.plot("curves.png")                          # needs graphc[plot]
+
+Parameters live in the graph's nodes, so a second Trainer on the same graph starts from
+what the first one trained; it warns so, and ``reinit=True`` (or ``gc.reinit(loss)``)
+puts back the values the parameters had before any Trainer took them.
 
 Exactly means bit for bit: a checkpoint holds every array the training step owns (parameters
 and optimizer state), the data-order generator's state from before the current epoch's
@@ -11,6 +21,7 @@ so the run goes on with the same arithmetic on the same data as if it had never 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 import time
@@ -25,11 +36,15 @@ from graphc.backend.program import atomic_write
 from graphc.compiler import compile
 from graphc.data.dataset import Dataset
 from graphc.errors import CheckpointError
+from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 from graphc.losses import accuracy
 from graphc.train import checkpoint
 from graphc.train.checkpoint import CheckpointWarning
+from graphc.train.console import LOGGER
 from graphc.train.optimizers import Optimizer
+
+log = LOGGER.getChild("train")
 
 
 @dataclass
@@ -42,6 +57,46 @@ class EpochResult:
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
+
+
+@dataclass
+class History:
+    """What a Trainer's runs recorded: every epoch's result (those of a resumed run's earlier
+    epochs included, from its checkpoint), and the training loss of every step this Trainer
+    ran, by global step number (from 1)."""
+
+    epochs: list[EpochResult] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    steps_per_epoch: int = 0  # minibatches in an epoch of the last fit (0 before any)
+
+
+class TrainerWarning(UserWarning):
+    """A Trainer starts from parameters another Trainer trained."""
+
+
+#: The value every parameter had when a Trainer first took it (the declared one, unless
+#: changed by hand before), by node id: what ``reinit`` puts back.
+_INITIAL: dict[int, np.ndarray] = {}
+#: The Trainer (by serial number) that last trained each parameter, by node id.
+_TRAINED_BY: dict[int, int] = {}
+_serials = itertools.count(1)
+
+
+def reinit(outputs: Node | Sequence[Node]) -> list[Node]:
+    """Put the parameters ``outputs`` depend on back to the values they had when a Trainer
+    first took them (their declared initial values) and forget who trained them; returns
+    the parameters reset. Parameters no Trainer has taken are left as they are."""
+    nodes = [outputs] if isinstance(outputs, Node) else list(outputs)
+    return _reset([n for n in topological_order(nodes) if n.op.name == "param"])
+
+
+def _reset(params: Sequence[Node]) -> list[Node]:
+    reset = [p for p in params if p.id in _INITIAL]
+    for p in reset:
+        p.value[...] = _INITIAL[p.id]
+        _TRAINED_BY.pop(p.id, None)
+    return reset
 
 
 @dataclass
@@ -125,11 +180,18 @@ class Trainer:
 
     ``inputs`` are the features and labels input nodes, in the order a dataset's x and y
     feed them; ``scores`` is the node whose largest entry per row is the predicted class.
-    The training step (forward, backward and update) is one generated function.
+    The training step (forward, backward and update) is one generated function, with
+    optimizer state of its own (fresh for every Trainer).
+
+    The parameters are the graph's: a Trainer built on parameters another Trainer trained
+    starts from their trained values, with a TrainerWarning; ``reinit=True`` first puts
+    them back to the values they had before any Trainer took them (see ``reinit``).
+    ``history`` holds every epoch's result and every step's loss, ``plot`` draws them.
     """
 
     def __init__(self, loss: Node, inputs: Sequence[Node], optimizer: Optimizer,
-                 scores: Node | None = None, optimize: int = 2) -> None:
+                 scores: Node | None = None, optimize: int = 2, *,
+                 reinit: bool = False) -> None:
         self.loss = loss
         self.inputs = list(inputs)
         self.step = compile([loss], self.inputs, optimizer=optimizer, optimize=optimize)
@@ -138,7 +200,29 @@ class Trainer:
         #: Every array the training step owns (parameters, optimizer state), by generated name.
         self.owned = {self.step.names[n.id]: n for n in self.step.signature.owned}
         self.params = [n for n in self.step.signature.owned if n.op.name == "param"]
+        self.history = History()
         self._best: dict[str, np.ndarray] = {}
+        self._serial = next(_serials)
+        for p in self.params:
+            _INITIAL.setdefault(p.id, p.value.copy())
+        if reinit:
+            _reset(self.params)
+        trained = [self.step.names[p.id] for p in self.params if p.id in _TRAINED_BY]
+        if trained:
+            warnings.warn(f"Trainer: parameters {', '.join(trained)} were trained by another "
+                          "Trainer, and this one goes on from their trained values; "
+                          "Trainer(..., reinit=True) or gc.reinit(loss) starts from their "
+                          "initial values", TrainerWarning, stacklevel=2)
+
+    def plot(self, path: str | os.PathLike | None = None):
+        """Draw the history with matplotlib (``pip install 'graphc[plot]'``): the training
+        loss of every step and each epoch's training and validation loss on the left, the
+        validation accuracy on the right; write it to ``path`` (its extension picks the
+        format: .png, .pdf, .svg) when given. Returns the matplotlib Figure, which a
+        notebook shows."""
+        from graphc.train.plot import plot_history
+
+        return plot_history(self.history, path)
 
     def _feeds(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         return {self.inputs[0].name: x, self.inputs[1].name: y}
@@ -159,8 +243,10 @@ class Trainer:
             keep: int = 3, resume: bool = False,
             patience: int | None = None) -> list[EpochResult]:
         """Train for ``epochs`` passes of minibatches shuffled by a generator seeded with
-        ``seed``; print each epoch's losses when ``progress``. Returns every epoch's result,
-        including those a resumed run had done before it stopped.
+        ``seed``. With ``progress``, a progress bar (tqdm: in a terminal or a notebook) and
+        one line per epoch, logged at INFO to the ``graphc.train`` logger (see
+        ``graphc.train.console``). Returns every epoch's result, including those a resumed
+        run had done before it stopped; ``history`` also has every step's loss.
 
         With ``checkpoint_dir``, a checkpoint is written there at the end of every epoch and,
         with ``checkpoint_every=N``, after every N-th step; the newest ``keep`` that verify
@@ -178,23 +264,30 @@ class Trainer:
                      patience)
         rng = np.random.default_rng(seed)
         run = self._start(rng, plan, resume, progress)
+        self.history.epochs = run.history
+        for p in self.params:
+            _TRAINED_BY[p.id] = self._serial
         n_batches = -(-len(train) // batch_size)
+        self.history.steps_per_epoch = n_batches
         while run.epoch < epochs and not run.stopped:
             run.rng_state = rng.bit_generator.state
             start = time.perf_counter()
-            for xb, yb in itertools.islice(train.batches(batch_size, rng), run.batch, None):
-                run.epoch_losses.append(float(self.step(**self._feeds(xb, yb))[0]))
-                run.batch += 1
-                run.global_step += 1
-                if progress and sys.stderr.isatty():
-                    _bar(run.epoch + 1, epochs, run.batch, n_batches, run.epoch_losses[-1])
-                if (plan is not None and plan.every and run.global_step % plan.every == 0
-                        and run.batch < n_batches):
-                    self._checkpoint(plan, run)
+            with _bar(progress, f"epoch {run.epoch + 1}/{epochs}", n_batches, run.batch) as bar:
+                for xb, yb in itertools.islice(train.batches(batch_size, rng), run.batch, None):
+                    loss = float(self.step(**self._feeds(xb, yb))[0])
+                    run.epoch_losses.append(loss)
+                    run.batch += 1
+                    run.global_step += 1
+                    self.history.steps.append(run.global_step)
+                    self.history.losses.append(loss)
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                    if (plan is not None and plan.every and run.global_step % plan.every == 0
+                            and run.batch < n_batches):
+                        self._checkpoint(plan, run)
             result = self._end_epoch(run, val, patience, time.perf_counter() - start)
             run.rng_state = rng.bit_generator.state
-            if progress:
-                _report(result, epochs)
+            log.log(logging.INFO if progress else logging.DEBUG, _epoch_line(result, epochs))
             if plan is not None:
                 self._checkpoint(plan, run)
         if patience is not None and self._best:
@@ -216,15 +309,14 @@ class Trainer:
                               CheckpointWarning, stacklevel=3)
                 checkpoint.delete(old)
             return _Progress()
+        level = logging.INFO if progress else logging.DEBUG
         ckpt = checkpoint.latest(plan.directory)
         if ckpt is None:
-            if progress:
-                print(f"no checkpoint in {plan.directory}; starting from the beginning")
+            log.log(level, f"no checkpoint in {plan.directory}; starting from the beginning")
             return _Progress()
         run = self._restore(ckpt, plan, rng)
-        if progress:
-            print(f"resuming from {ckpt.path} (step {run.global_step}): epoch {run.epoch + 1}, "
-                  f"minibatch {run.batch + 1}", flush=True)
+        log.log(level, f"resuming from {ckpt.path} (step {run.global_step}): epoch "
+                f"{run.epoch + 1}, minibatch {run.batch + 1}")
         return run
 
     def _restore(self, ckpt: checkpoint.Checkpoint, plan: _Checkpoints,
@@ -288,10 +380,10 @@ class Trainer:
     def _restore_best(self, run: _Progress, progress: bool) -> None:
         for p in self.params:
             p.value[...] = self._best[self.step.names[p.id]]
-        if progress:
-            stopped = "stopped early; " if run.stopped else ""
-            print(f"{stopped}restored the parameters of epoch {run.best_epoch} "
-                  f"(val_loss {run.best_val_loss:.4f})", flush=True)
+        stopped = "stopped early; " if run.stopped else ""
+        log.log(logging.INFO if progress else logging.DEBUG,
+                f"{stopped}restored the parameters of epoch {run.best_epoch} "
+                f"(val_loss {run.best_val_loss:.4f})")
 
     def _param_names(self) -> list[str]:
         return [self.step.names[p.id] for p in self.params]
@@ -337,20 +429,22 @@ def _plan(train: Dataset, val: Dataset | None, batch_size: int, directory: str |
     return _Checkpoints(os.fspath(directory), every, keep, batch_size, len(train))
 
 
-def _bar(epoch: int, epochs: int, i: int, n: int, loss: float) -> None:
-    filled = int(20 * i / n)
-    sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (20 - filled)}] "
-                     f"{i}/{n} loss {loss:.4f}")
-    sys.stderr.flush()
+def _bar(progress: bool, title: str, total: int, done: int):
+    """A progress bar over one epoch's minibatches: tqdm's in a notebook (a widget, where
+    ipywidgets is installed) or on a terminal's stderr; a bar that draws nothing when
+    ``progress`` is off or stderr is a file or a pipe (a log should not fill with bars)."""
+    from tqdm.auto import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    quiet = not progress or (not issubclass(tqdm, notebook_tqdm) and not sys.stderr.isatty())
+    return tqdm(total=total, initial=done, desc=title, unit="batch", leave=False,
+                disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
 
-def _report(r: EpochResult, epochs: int) -> None:
+def _epoch_line(r: EpochResult, epochs: int) -> str:
     line = f"epoch {r.epoch}/{epochs}  loss {r.loss:.4f}"
     if r.val_loss is not None:
         line += f"  val_loss {r.val_loss:.4f}"
     if r.val_accuracy is not None:
         line += f"  val_acc {r.val_accuracy:.4f}"
-    line += f"  ({r.seconds:.2f}s)"
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + " " * 70 + "\r")
-    print(line, flush=True)
+    return line + f"  ({r.seconds:.2f}s)"
