@@ -61,6 +61,7 @@ from graphc.ops.dropout import dropout
 from graphc.ops.leaves import constant, input, param, scalar, seed
 from graphc.passes.autodiff import grad
 from graphc.render import render, render_steps
+from graphc.render.viewer import view
 from graphc.train.optimizers import SGD, Adam, AdamW, Momentum, Optimizer, RMSProp
 from graphc.train.trainer import Trainer, reinit
 
@@ -76,7 +77,7 @@ __all__ = [
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mse", "one_hot",
     "param", "reshape", "scalar", "seed", "sigmoid_cross_entropy", "softmax",
     "softmax_cross_entropy", "sqrt", "square", "sum", "take", "tanh", "transpose",
-    "where", "render", "render_steps", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
+    "where", "render", "render_steps", "view", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
     "GradientCheckError", "check_grads", "Trainer", "reinit",
 ]
 

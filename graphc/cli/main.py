@@ -210,12 +210,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     feeds = figure_feeds(example)
     base, ext = os.path.splitext(args.output)
     fmt = ext.lstrip(".") or "svg"
-    if args.steps:
+    if args.steps and fmt == "pdf":
+        from graphc.render.deck import render_deck
+
+        deck = render_deck(example.outputs, feeds, args.output)
+        log.info(f"backpropagation deck written to {deck}")
+    elif args.steps:
         files = render_steps(example.outputs, feeds, base, format=fmt)
         log.info(f"{len(files)} frames written: {files[0]} ... {files[-1]}")
     else:
         render(example.outputs, feeds or None, path=args.output, stage=args.stage, format=fmt)
         log.info(f"graph written to {args.output}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Write the backprop viewer of an example: one self-contained HTML page."""
+    from graphc.render.viewer import view
+
+    example = _load(args)
+    title = os.path.splitext(os.path.basename(args.example_path))[0]
+    view(example.outputs, figure_feeds(example), path=args.output, title=title)
+    log.info(f"viewer written to {args.output}: open it in a browser (arrow keys step, F presents)")
     return 0
 
 
@@ -270,8 +286,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("example", help=example_help)
     r.add_argument("-o", "--output", required=True)
     r.add_argument("--stage", default="source", choices=("source", "autodiff", "optimized"))
-    r.add_argument("--steps", action="store_true", help="one frame per backward step")
+    r.add_argument("--steps", action="store_true",
+                   help="one frame per backward step (-o deck.pdf: one PDF, a page per step)")
     r.set_defaults(run=cmd_render)
+    v = sub.add_parser("view", parents=[common],
+                       help="write the backprop viewer of an example: one "
+                       "offline HTML page stepping through forward and backward")
+    v.add_argument("example", help=example_help)
+    v.add_argument("-o", "--output", required=True, help="the .html file to write")
+    v.set_defaults(run=cmd_view)
     x = sub.add_parser("examples", parents=[common], help="list the examples that ship with "
                        "graphc (each runs by name: graphc train mlp_digits)")
     x.set_defaults(run=cmd_examples)
