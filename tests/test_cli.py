@@ -5,7 +5,6 @@ bug in graphc is not disguised as a user error."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -220,9 +219,67 @@ def test_train_of_an_example_without_data_says_what_works(capsys):
 
 
 # --- render ----------------------------------------------------------------------------------
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
-def test_render_of_a_network_shows_values_of_a_few_examples(tmp_path):
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="Graphviz's dot is not installed")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_text_and_ratio(path: Path) -> tuple[list[str], float]:
+    """The words of an SVG figure and how far from square it is (3.0 for 3:1 either way)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
+    words = [t.text or "" for t in root.iter(f"{SVG}text")]
+    return words, max(width / height, height / width)
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["mlp_digits", "cnn_digits"])
+@pytest.mark.parametrize("stage", ["source", "autodiff", "optimized"])
+def test_a_network_renders_in_a_slides_shape_without_values(tmp_path, name, stage):
+    out = tmp_path / f"{name}.svg"
+    assert main(["render", name, "-o", str(out), "--stage", stage]) == 0
+    words, ratio = svg_text_and_ratio(out)
+    assert ratio <= 3.0, f"{name} at {stage} is {ratio:.1f}:1"
+    assert "layer 1" in words  # collapsed: one box per layer
+    assert not any("mean" in w for w in words) and not any("values" in w for w in words)
+
+
+@needs_dot
+def test_a_networks_values_are_drawn_when_asked_and_say_where_they_come_from(tmp_path):
     pytest.importorskip("sklearn")
     out = tmp_path / "mlp.svg"
-    assert main(["render", example("mlp_digits.py"), "-o", str(out)]) == 0
-    assert os.path.getsize(out) > 0
+    assert main(["render", "mlp_digits", "-o", str(out), "--values", "3"]) == 0
+    words, ratio = svg_text_and_ratio(out)
+    assert "values and gradients for digits examples 0-2 (labels 0, 1, 2)" in words
+    assert any(w.startswith("3×128: mean") for w in words) and ratio <= 3.0
+
+
+@needs_dot
+def test_render_writes_the_slides_numbers_and_takes_a_format(tmp_path):
+    out = tmp_path / "neuron.svg"
+    assert main(["render", "sigmoid_neuron", "-o", str(out)]) == 0
+    words, _ = svg_text_and_ratio(out)
+    assert {"1.37", "-0.20", "0.73", "-0.53"} <= set(words)
+    assert main(["render", "sigmoid_neuron", "-o", str(out), "--digits", "2"]) == 0
+    words, _ = svg_text_and_ratio(out)
+    assert "1.4" in words and "1.37" not in words
+    assert main(["render", "sigmoid_neuron", "-o", str(out), "--no-values"]) == 0
+    words, _ = svg_text_and_ratio(out)
+    assert "0.73" not in words
+    png = tmp_path / "neuron.png"
+    assert main(["render", "sigmoid_neuron", "-o", str(png)]) == 0
+    assert png.read_bytes().startswith(PNG) and not (tmp_path / "neuron.png.svg").exists()
+
+
+def test_render_refuses_an_unknown_format_before_any_work(tmp_path, capsys):
+    assert main(["render", "add_mul", "-o", str(tmp_path / "f.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write figures as 'xyz'" in err and "svg, png, pdf" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_steps_of_a_network_without_values_says_how(tmp_path, capsys):
+    assert main(["render", "mlp_digits", "-o", str(tmp_path / "f.svg"), "--steps"]) == 2
+    assert "--steps needs values to step through; add --values" in capsys.readouterr().err

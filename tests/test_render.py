@@ -89,6 +89,23 @@ def test_numbers_are_rounded_to_significant_digits(x, text):
     assert format_number(x, 2) == text
 
 
+@pytest.mark.parametrize("x, text", [
+    (1.3678794, "1.37"), (-0.19661193, "-0.20"), (2.0401886, "2.04"), (0.7310585, "0.73"),
+    (3.0, "3"), (-12.0, "-12"), (0.00097, "9.7e-4"), (-2.5e-5, "-2.5e-5"), (0.0, "0"),
+    (12345.0, "12345"), (1.5e7, "1.5e7"), (0.01, "0.01"), (float("nan"), "nan"),
+])
+def test_numbers_are_written_as_the_slides_write_them_by_default(x, text):
+    assert format_number(x) == text
+
+
+def test_decimals_and_digits_are_configurable():
+    example = lecture("sigmoid_neuron")
+    assert "1.37" in render(example.outputs, example.feeds).source
+    assert "1.368" in render(example.outputs, example.feeds, decimals=3).source
+    two_digits = render(example.outputs, example.feeds, digits=2).source
+    assert "1.4<" in two_digits and "1.37" not in two_digits
+
+
 def test_small_tensors_show_values_and_large_ones_a_summary():
     assert format_array(np.array([1.0, -0.5]), 2) == "[1, -0.5]"
     assert format_array(np.array([[1.0, 2.0], [3.0, 4.0]]), 2) == "[[1, 2], [3, 4]]"
@@ -107,6 +124,7 @@ def test_add_mul_edges_carry_values_and_gradients(tmp_path):
     assert value_and_grad(edges[("x", "+")]) == ("-2", "-4")
     assert value_and_grad(edges[("y", "+")]) == ("5", "-4")
     assert value_and_grad(edges[("+", "×")]) == ("3", "-4")
+    assert ("q = ", style.INK) in edges[("+", "×")]      # q = x + y, named as in the code
     assert value_and_grad(edges[("z", "×")]) == ("-4", "3")
     assert value_and_grad(edges[("×", "f")]) == ("-12", "1")
 
@@ -116,15 +134,25 @@ def test_sigmoid_neuron_edges_carry_values_and_gradients(tmp_path):
     example = lecture("sigmoid_neuron")
     render(example.outputs, example.feeds, path=tmp_path / "neuron.svg")
     edges = svg_edges(tmp_path / "neuron.svg")
-    assert value_and_grad(edges[("w0", "×")]) == ("2", "-0.2")
+    assert value_and_grad(edges[("w0", "×")]) == ("2", "-0.20")
     assert value_and_grad(edges[("x0", "×")]) == ("-1", "0.39")
     assert value_and_grad(edges[("w1", "×")]) == ("-3", "-0.39")
     assert value_and_grad(edges[("x1", "×")]) == ("-2", "-0.59")
-    assert value_and_grad(edges[("w2", "+")]) == ("-3", "0.2")
+    assert value_and_grad(edges[("w2", "+")]) == ("-3", "0.20")
     # the weighted sum (1) going into the sigmoid part, whose local gradient is 0.2
-    assert value_and_grad(edges[("+", "×-1")]) == ("1", "0.2")
+    assert value_and_grad(edges[("+", "×-1")]) == ("1", "0.20")
+    assert ("dot = ", style.INK) in edges[("+", "×-1")]   # dot = w0*x0 + w1*x1 + w2
     assert value_and_grad(edges[("exp", "+1")]) == ("0.37", "-0.53")
+    assert value_and_grad(edges[("+1", "1/x")]) == ("1.37", "-0.53")
     assert value_and_grad(edges[("1/x", "f")]) == ("0.73", "1")
+
+
+@needs_dot
+def test_softmax_loss_shows_the_slides_two_decimals(tmp_path):
+    example = lecture("softmax_loss")
+    render(example.outputs, example.feeds, path=tmp_path / "softmax.svg")
+    words = [t.text for t in ET.parse(tmp_path / "softmax.svg").getroot().iter(f"{SVG}text")]
+    assert "2.04" in words and "2" not in words
 
 
 @needs_dot
@@ -304,6 +332,44 @@ def test_a_100_layer_mlp_renders_and_collapses_into_one_box_per_layer():
     assert "layer 0" in collapsed and "layer 99" in collapsed
     named = render(loss, None, collapse={"W1": "first block", "b1": "first block"}).source
     assert "first block" in named
+
+
+# --- formats and shape -------------------------------------------------------------------
+@needs_dot
+def test_the_paths_extension_is_the_format(tmp_path):
+    example = lecture("add_mul")
+    render(example.outputs, example.feeds, path=tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")
+    frames = render_steps(example.outputs, example.feeds, path=tmp_path / "s.pdf")
+    assert [Path(f).name for f in frames] == ["s-01.pdf", "s-02.pdf"]
+    assert Path(frames[0]).read_bytes().startswith(b"%PDF")
+    render(example.outputs, example.feeds, path=tmp_path / "g")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "g.svg", "s-01.pdf",
+                                                          "s-02.pdf"]
+
+
+def test_an_unknown_format_or_direction_is_refused():
+    example = lecture("add_mul")
+    with pytest.raises(RenderError, match=r"cannot write figures as 'xyz' \(the extension"):
+        render(example.outputs, example.feeds, path="f.xyz")
+    with pytest.raises(RenderError, match="cannot write figures as 'jpeg2'"):
+        render(example.outputs, example.feeds, format="jpeg2")
+    with pytest.raises(ValueError, match="rankdir must be one of"):
+        render(example.outputs, example.feeds, rankdir="sideways")
+
+
+@needs_dot
+def test_auto_direction_keeps_a_long_chain_within_a_slide(tmp_path):
+    loss, _ = mlp(2)
+    wide = render(loss, None, collapse="layers").source
+    auto = render(loss, None, collapse="layers", rankdir="auto").source
+    assert "rankdir=LR" in wide and "rankdir=TB" in auto
+    render(loss, None, collapse="layers", rankdir="auto", path=tmp_path / "chain.svg")
+    root = ET.parse(tmp_path / "chain.svg").getroot()
+    width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
+    assert max(width / height, height / width) <= 3.0
+    small = lecture("add_mul")  # 2.6:1 left to right: kept
+    assert "rankdir=LR" in render(small.outputs, small.feeds, rankdir="auto").source
 
 
 # --- without Graphviz ------------------------------------------------------------------------

@@ -188,40 +188,71 @@ def cmd_examples(args: argparse.Namespace) -> int:
     return 0
 
 
-#: How many examples of a trainable example's dataset its figure is drawn for.
+#: How many examples of a trainable example's dataset ``render --values`` draws by default.
 FIGURE_BATCH = 4
 
 
-def figure_feeds(example: Example) -> dict:
-    """The values a figure shows: the example's feeds, or else the first few examples of its
-    dataset (features and labels), so that a network's figure carries values and gradients."""
+def figure_feeds(example: Example, count: int = FIGURE_BATCH) -> tuple[dict, str | None]:
+    """The values a figure shows and where they come from: the example's feeds, or else
+    the first ``count`` examples of its dataset (features and labels), with a line saying
+    which (the figure's title), so that a network's figure carries values and gradients."""
     if example.feeds or not example.trainable:
-        return dict(example.feeds)
+        return dict(example.feeds), None
     data = example.dataset()
     features, labels = example.input_nodes[:2]
-    return {features: data.x[:FIGURE_BATCH].astype(features.dtype),
-            labels: data.y[:FIGURE_BATCH]}
+    shown = min(count, len(data))
+    title = (f"values and gradients for {data.name} examples 0-{shown - 1} (labels "
+             f"{', '.join(str(int(y)) for y in data.y[:shown])})")
+    return {features: data.x[:shown].astype(features.dtype), labels: data.y[:shown]}, title
+
+
+def is_network(example: Example) -> bool:
+    """A network (it has parameters: the digits MLP and CNN) rather than a lecture graph of
+    given numbers: drawn collapsed, in a slide's shape, and without values unless asked."""
+    from graphc.ir.graph import topological_order
+
+    return any(n.op.name == "param" for n in topological_order(example.outputs))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """Draw an example's graph: a lecture graph left to right with its numbers, a network
+    collapsed by layers in a slide's shape (within 3:1), with values only with ``--values``."""
     from graphc.render import render, render_steps
+    from graphc.render.dot import figure_format
 
     example = _load(args)
-    feeds = figure_feeds(example)
-    base, ext = os.path.splitext(args.output)
-    fmt = ext.lstrip(".") or "svg"
+    network = is_network(example)
+    fmt = figure_format(args.output, None)  # refuse -o f.xyz before any work
+    wants_values = not args.no_values and (args.values is not None or not network)
+    feeds, title = figure_feeds(example, args.values or FIGURE_BATCH) if wants_values else \
+        ({}, None)
+    numbers = {"digits": args.digits, "decimals": args.decimals}
+    if args.steps and not feeds:
+        raise GraphcError(f"{args.example}: --steps needs values to step through; "
+                          + ("drop --no-values" if args.no_values else "add --values"))
     if args.steps and fmt == "pdf":
         from graphc.render.deck import render_deck
 
         deck = render_deck(example.outputs, feeds, args.output)
         log.info(f"backpropagation deck written to {deck}")
     elif args.steps:
-        files = render_steps(example.outputs, feeds, base, format=fmt)
+        files = render_steps(example.outputs, feeds, args.output, **numbers)
         log.info(f"{len(files)} frames written: {files[0]} ... {files[-1]}")
     else:
-        render(example.outputs, feeds or None, path=args.output, stage=args.stage, format=fmt)
-        log.info(f"graph written to {args.output}")
+        collapse = args.collapse or ("layers" if network else "none")
+        rankdir = args.rankdir or ("auto" if network else "LR")
+        render(example.outputs, feeds or None, path=args.output, stage=args.stage,
+               rankdir=rankdir, collapse=None if collapse == "none" else collapse,
+               title=title, **numbers)
+        log.info(f"graph written to {args.output}" + (f" ({title})" if title else ""))
     return 0
+
+
+def _decimals(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 12:
+        raise argparse.ArgumentTypeError(f"must be a number of decimals from 0 to 12, got {value}")
+    return value
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -284,10 +315,28 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", parents=[common],
                        help="draw an example's graph with values and gradients")
     r.add_argument("example", help=example_help)
-    r.add_argument("-o", "--output", required=True)
+    r.add_argument("-o", "--output", required=True,
+                   help="the figure; its extension is the format (.svg, .png, .pdf, ...)")
     r.add_argument("--stage", default="source", choices=("source", "autodiff", "optimized"))
     r.add_argument("--steps", action="store_true",
                    help="one frame per backward step (-o deck.pdf: one PDF, a page per step)")
+    r.add_argument("--collapse", choices=("layers", "none"),
+                   help="draw each layer as one box (default: layers for a network, none for "
+                        "a lecture graph)")
+    r.add_argument("--rankdir", choices=("LR", "TB", "auto"),
+                   help="left to right, top to bottom, or auto: left to right where that stays "
+                        "within 3:1, else top to bottom (default: auto for a network, LR for a "
+                        "lecture graph)")
+    values = r.add_mutually_exclusive_group()
+    values.add_argument("--values", type=_positive_int, nargs="?", const=FIGURE_BATCH,
+                        metavar="N", help="a network's figure with the values and gradients of "
+                        f"its first N dataset examples (default {FIGURE_BATCH})")
+    values.add_argument("--no-values", action="store_true",
+                        help="the graph alone, without numbers")
+    r.add_argument("--decimals", type=_decimals, default=2, metavar="D",
+                   help="decimals of the numbers (default 2, as on the slides: 1.37, -0.20)")
+    r.add_argument("--digits", type=_positive_int, metavar="S",
+                   help="round numbers to S significant digits instead of to decimals")
     r.set_defaults(run=cmd_render)
     v = sub.add_parser("view", parents=[common],
                        help="write the backprop viewer of an example: one "

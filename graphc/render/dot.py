@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import graphviz
@@ -42,8 +42,9 @@ class View:
 
 
 def to_digraph(scene: Scene, rankdir: str = "LR", view: View | None = None,
-               format: str = "svg") -> graphviz.Digraph:  # noqa: A002
-    """The Graphviz graph of a scene, optionally as one frame of a step-by-step sequence."""
+               format: str = "svg", title: str | None = None) -> graphviz.Digraph:  # noqa: A002
+    """The Graphviz graph of a scene, optionally as one frame of a step-by-step sequence,
+    or with a ``title`` line under it."""
     graph = graphviz.Digraph("graphc", format=format,
                              graph_attr={**style.GRAPH, "rankdir": rankdir},
                              node_attr=style.NODE, edge_attr=style.EDGE)
@@ -65,6 +66,8 @@ def to_digraph(scene: Scene, rankdir: str = "LR", view: View | None = None,
         graph.edge(edge.tail, edge.head, **attrs)
     if view is not None:
         graph.attr(label=_caption_label(view.caption), labelloc="b", labeljust="l")
+    elif title:
+        graph.attr(label=f"<{_font(title, style.MUTED, style.SUB_SIZE)}>", labelloc="b")
     return graph
 
 
@@ -123,6 +126,59 @@ def _caption_label(caption: Caption) -> str:
 def dot_available() -> bool:
     """Whether Graphviz's ``dot`` program is on the PATH."""
     return shutil.which("dot") is not None
+
+
+#: The formats a figure can be written in: Graphviz's own list (svg, png, pdf, dot, ...).
+FORMATS = frozenset(graphviz.FORMATS)
+#: The ones a slide usually wants, named first where a format is refused.
+COMMON_FORMATS = ("svg", "png", "pdf")
+
+#: The widest a figure may be, either way, and still sit on a slide: 3:1.
+SLIDE_RATIO = 3.0
+
+
+def figure_format(path: str | os.PathLike | None, format: str | None) -> str:  # noqa: A002
+    """The format to write: ``format`` where given, else the extension of ``path``
+    ("f.png": png), else svg. RenderError for a format Graphviz does not write."""
+    if format is None:
+        ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() if path else ""
+        if not ext:
+            return "svg"
+        format, where = ext, f" (the extension of {os.fspath(path)})"
+    else:
+        where = ""
+    if format not in FORMATS:
+        others = sorted(FORMATS - set(COMMON_FORMATS))
+        raise RenderError(f"Graphviz cannot write figures as {format!r}{where}; formats: "
+                          f"{', '.join(COMMON_FORMATS)} (and {', '.join(others[:6])}, ...)")
+    return format
+
+
+def layout_size(graph: graphviz.Digraph) -> tuple[float, float]:
+    """The width and height (inches) of the figure of ``graph``: its layout, from Graphviz's
+    plain output, and the padding around it."""
+    first = graph.pipe(format="plain").decode("utf-8").split("\n", 1)[0].split()
+    pad = 2 * float(style.GRAPH["pad"])
+    return float(first[2]) + pad, float(first[3]) + pad
+
+
+def aspect(size: tuple[float, float]) -> float:
+    """How far from square a layout is, either way: 3.0 for 3:1 and for 1:3."""
+    width, height = size
+    return max(width / height, height / width)
+
+
+def slide_direction(draw: Callable[[str], graphviz.Digraph]) -> str:
+    """The rank direction for a slide: left to right, as the lectures draw graphs, where
+    that stays within ``SLIDE_RATIO``; else top to bottom where that does; else whichever
+    is nearer square. Without ``dot`` (no layout to measure), left to right."""
+    if not dot_available():
+        return "LR"
+    ratios = {direction: aspect(layout_size(draw(direction))) for direction in ("LR", "TB")}
+    for direction, ratio in ratios.items():
+        if ratio <= SLIDE_RATIO:
+            return direction
+    return min(ratios, key=ratios.__getitem__)
 
 
 def output_path(path: str | os.PathLike, format: str) -> str:  # noqa: A002

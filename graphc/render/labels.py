@@ -1,5 +1,6 @@
-"""The words and numbers a figure shows: numbers to a few significant digits, tensors as their
-values or a summary, ops as the symbols of a lecture slide, and names for unnamed nodes.
+"""The words and numbers a figure shows: numbers as the lecture slides print them (two
+decimals: 0.73, -0.20, 1.37), tensors as their values or a summary, ops as the symbols of a
+lecture slide, and names for unnamed nodes.
 
 Everything here returns plain text; ``graphc.render.dot`` escapes it for Graphviz.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
@@ -26,31 +28,78 @@ SYMBOLS = {"*": "×", "-": "−", "**": "^", "sigmoid": "σ"}
 LEAVES = ("input", "param", "constant", "state")
 
 
-def format_number(x: float, digits: int = 2) -> str:
-    """``x`` rounded to ``digits`` significant digits, without trailing zeros: 3, -0.2, 0.39.
+@dataclass(frozen=True)
+class Numbers:
+    """How a figure writes numbers.
 
-    Numbers between 0.001 and 100000 are written positionally (12000 rather than 1.2e+04),
-    others in scientific notation without the exponent's plus sign and padding (1.2e5).
+    By default as the lecture slides do: whole numbers as they are (3, -12), others to
+    ``decimals`` decimals, keeping the second one (0.73, -0.20, 1.37, 2.04), and magnitudes
+    below 0.01 or from 100000 up in scientific notation with two significant digits (9.7e-4,
+    1.5e7), so that a small gradient never reads 0.00. With ``digits``, every number is
+    rounded to that many significant digits instead, without trailing zeros (0.2, 1.4).
     """
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
+
+    decimals: int = 2
+    digits: int | None = None
+
+    def __call__(self, x: float) -> str:
+        x = float(x)
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        if x == 0:
+            return "0"
+        if self.digits is not None:
+            return _significant(x, self.digits)
+        if not 1e-2 <= abs(x) < 1e5:
+            return _scientific(x, 2)
+        if x == round(x):
+            return str(int(x))
+        return f"{x:.{self.decimals}f}"
+
+
+#: The lectures' format, the default of every figure.
+SLIDES = Numbers()
+
+#: A number format as the functions here take it: a ``Numbers``, a count of significant
+#: digits (``digits=2``, as graphc's figures wrote numbers before), or None for ``SLIDES``.
+NumberFormat = Numbers | int | None
+
+
+def numbers(fmt: NumberFormat) -> Numbers:
+    """The ``Numbers`` a format argument stands for."""
+    if fmt is None:
+        return SLIDES
+    return fmt if isinstance(fmt, Numbers) else Numbers(digits=fmt)
+
+
+def format_number(x: float, digits: NumberFormat = None) -> str:
+    """``x`` as a figure writes it (see ``Numbers``): 1.37 and -0.20 by default; with an
+    int ``digits``, to that many significant digits: 1.4 and -0.2."""
+    return numbers(digits)(x)
+
+
+def _significant(x: float, digits: int) -> str:
+    """``x`` to ``digits`` significant digits without trailing zeros: 3, -0.2, 0.39, 12000
+    positionally between 0.001 and 100000, else 1.2e5."""
     if 1e-3 <= abs(x) < 1e5:
         return np.format_float_positional(x, precision=digits, unique=False, fractional=False,
                                           trim="-")
+    return _scientific(x, digits)
+
+
+def _scientific(x: float, digits: int) -> str:
+    """Scientific notation without the exponent's plus sign and padding: 9.7e-4, 1.5e7."""
     text = np.format_float_scientific(x, precision=max(digits - 1, 0), unique=False, trim="-",
                                       exp_digits=1)
     return text.replace(".e", "e").replace("e+", "e")
 
 
-def format_array(value: np.ndarray, digits: int = 2, multiline: bool = False) -> str:
+def format_array(value: np.ndarray, digits: NumberFormat = None, multiline: bool = False) -> str:
     """A value as an edge shows it: a number, a small tensor's entries, or a summary.
 
-    A tensor of more than ``SMALL_TENSOR`` elements reads ``4×128: mean 0.12, norm 3.4``,
+    A tensor of more than ``SMALL_TENSOR`` elements reads ``4×128: mean 0.12, norm 3.40``,
     which says what a lecture needs (its size and scale) in one short line. With
     ``multiline``, a small matrix is written one row per line.
     """
@@ -72,13 +121,14 @@ def format_array(value: np.ndarray, digits: int = 2, multiline: bool = False) ->
     return f"{dims}: mean {format_number(mean, digits)}, norm {format_number(norm, digits)}"
 
 
-def _nested(items: list | float, digits: int) -> str:
+def _nested(items: list | float, digits: NumberFormat) -> str:
     if isinstance(items, list):
         return "[" + ", ".join(_nested(x, digits) for x in items) + "]"
     return format_number(items, digits)
 
 
-def format_sum(total: np.ndarray, parts: Sequence[np.ndarray], digits: int = 2) -> str:
+def format_sum(total: np.ndarray, parts: Sequence[np.ndarray], digits: NumberFormat = None
+               ) -> str:
     """A gradient and the branches that add up to it: ``-4 = -2 + -2`` for a number, the
     total and the count of branches for a tensor (whose parts are written on the branches)."""
     text = format_array(total, digits)

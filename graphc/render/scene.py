@@ -19,6 +19,7 @@ from graphc.render.collapse import Collapse, group_nodes
 from graphc.render.labels import (
     LEAVES,
     SMALL_TENSOR,
+    NumberFormat,
     assigned_names,
     expression_arguments,
     format_array,
@@ -52,7 +53,8 @@ class Edge:
     the seed of an output); ``consumer`` the node the arrow feeds, whose step computes it.
     ``backward`` marks an arrow out of a node autodiff made, whose value is a gradient;
     ``argument`` names the argument the arrow is where its consumer is labelled with an
-    expression over unnamed arguments (``x1`` in ``relu(x0 + x1)``).
+    expression over unnamed arguments (``x1`` in ``relu(x0 + x1)``), or, in a graph of
+    numbers, the variable the user assigned the op's result to (``q`` of ``q = x + y``).
     """
 
     tail: str
@@ -100,14 +102,14 @@ def fanned_consumers(fig: Figure) -> list[Node]:
     return list(out.values())
 
 
-def build_scene(fig: Figure, notes: Annotations | None, digits: int = 2,
+def build_scene(fig: Figure, notes: Annotations | None, digits: NumberFormat = None,
                 collapse: Collapse = None) -> Scene:
     """The vertices and edges of ``fig``, with values and gradients from ``notes``."""
     return _SceneBuilder(fig, notes, digits, collapse).build()
 
 
 class _SceneBuilder:
-    def __init__(self, fig: Figure, notes: Annotations | None, digits: int,
+    def __init__(self, fig: Figure, notes: Annotations | None, digits: NumberFormat,
                  collapse: Collapse) -> None:
         self.fig = fig
         self.notes = notes
@@ -205,20 +207,30 @@ class _SceneBuilder:
             seen.add(head)
             arrows.append((v, i, head))
         parts = [self._part(u, v, i) for v, i, _ in arrows]
+        name = self._variable(u)
         if len(arrows) > 1 and not self.groups and all(p is not None for p in parts):
             total = self.notes.grads[u.id]
             point = f"b{self.position[u.id]}"
             self.vertices.append(Vertex(point, "branch", members=(u.id,)))
             steps = [self._step(v) for v, _, _ in arrows]
             self.edges.append(Edge(tail, point, value, format_sum(total, parts, self.digits),
-                                   max(steps), None, backward))
-            tail = point
+                                   max(steps), None, backward, name))
+            tail, name = point, None
         for (v, i, head), part in zip(arrows, parts):
             grad = None if part is None else format_array(part, self.digits, multiline=True)
             to_gradient = v is None and self.fig.terminals[i].wrt is not None
+            named = None if v is None and not to_gradient else name  # an output box names it
             self.edges.append(Edge(tail, head, value, grad, self._step(v),
                                    v.id if v is not None else None, backward or to_gradient,
-                                   self._argument(v, i, u)))
+                                   self._argument(v, i, u) or named))
+
+    def _variable(self, u: Node) -> str | None:
+        """The user's variable for an op's result in a graph of numbers (``q`` of
+        ``q = x + y``), which the arrows out of it carry, as the lecture slides write it;
+        a leaf's box already says its name, a tensor op's box says it beside its shape."""
+        if not self.scalar or not u.inputs:
+            return None
+        return node_name(u, self.names)
 
     def _value(self, u: Node) -> str | None:
         if self.notes is None:

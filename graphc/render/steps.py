@@ -25,6 +25,7 @@ from graphc.render.dot import (
     RenderError,
     View,
     dot_available,
+    figure_format,
     missing_dot,
     output_path,
     save_source,
@@ -32,6 +33,7 @@ from graphc.render.dot import (
     write,
 )
 from graphc.render.labels import (
+    Numbers,
     assigned_names,
     derivative_text,
     format_array,
@@ -51,19 +53,24 @@ COLORS = (None, None, style.MUTED, style.GRADIENT, style.MUTED, style.HIGHLIGHT)
 
 
 def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, object],
-                 path: str | os.PathLike | None = None, format: str = "svg",  # noqa: A002
-                 digits: int = 2, *, path_prefix: str | os.PathLike | None = None) -> list[str]:
+                 path: str | os.PathLike | None = None, format: str | None = None,  # noqa: A002
+                 digits: int | None = None, *, decimals: int = 2,
+                 path_prefix: str | os.PathLike | None = None) -> list[str]:
     """Draw one frame per backward step and return the frames' paths in order. The
     gradient is that of the output (or of the sum of the outputs).
 
-    ``feeds`` are taken as ``gc.render`` takes them (keys are nodes or names). ``path``
-    names the figure as for ``gc.render`` ("f" or "f.svg"); frame k goes beside it as
-    ``f-01.svg``, ``f-02.svg``... ``path_prefix`` gives that stem ("f") directly.
+    ``feeds`` are taken as ``gc.render`` takes them (keys are nodes or names), and numbers
+    are written as there (``decimals``, or ``digits`` significant digits). ``path`` names
+    the figure as for ``gc.render`` ("f", "f.svg", "f.png": the extension is the format
+    where ``format`` is not given); frame k goes beside it as ``f-01.svg``, ``f-02.svg``...
+    ``path_prefix`` gives that stem ("f") directly.
     """
     if (path is None) == (path_prefix is None):
         raise TypeError("render_steps: give the frames' path=, or path_prefix=, not both")
+    format = figure_format(path, format)
     prefix = (os.fspath(path).removesuffix(f".{format}") if path is not None
               else os.fspath(path_prefix))
+    fmt = Numbers(decimals, digits)
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     given = resolve_feeds(feeds, topological_order(outputs), "render_steps")
     fig = figure(outputs)
@@ -75,9 +82,9 @@ def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, obje
     if not steps:
         raise RenderError("render_steps: no op node has a gradient to step back through "
                           "(the outputs need a floating-point value that depends on an op)")
-    scene = build_scene(fig, notes, digits)
+    scene = build_scene(fig, notes, fmt)
     names = assigned_names(fig.nodes)
-    tables = [_caption_rows(k, len(steps), v, notes, local, names, digits, fig.outputs)
+    tables = [_caption_rows(k, len(steps), v, notes, local, names, fmt, fig.outputs)
               for k, v in enumerate(steps, 1)]
     captions = _align(tables)
     width = max(2, len(str(len(steps))))
@@ -106,7 +113,8 @@ def local_derivatives(node: Node) -> list[Node | None]:
 
 
 def _caption_rows(k: int, n: int, v: Node, notes: Annotations,
-                  local: dict[int, list[Node | None]], names: dict[int, str], digits: int,
+                  local: dict[int, list[Node | None]], names: dict[int, str],
+                  digits: Numbers,
                   outputs: list[Node]) -> list[Row]:
     """The text of one step: a heading, then local × upstream = result for each input."""
     objective = objective_name(outputs, names)
@@ -126,7 +134,7 @@ def _caption_rows(k: int, n: int, v: Node, notes: Annotations,
 
 
 def _local_text(v: Node, i: int, notes: Annotations, local: dict[int, list[Node | None]],
-                names: dict[int, str], digits: int) -> str:
+                names: dict[int, str], digits: Numbers) -> str:
     if v.id not in local:
         return f"Jacobian of {op_label(v, names)}"
     d = local[v.id][i]
