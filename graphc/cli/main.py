@@ -192,18 +192,25 @@ def cmd_examples(args: argparse.Namespace) -> int:
 FIGURE_BATCH = 4
 
 
-def figure_feeds(example: Example, count: int = FIGURE_BATCH) -> tuple[dict, str | None]:
-    """The values a figure shows and where they come from: the example's feeds, or else
-    the first ``count`` examples of its dataset (features and labels), with a line saying
-    which (the figure's title), so that a network's figure carries values and gradients."""
+def figure_feeds(example: Example, count: int = FIGURE_BATCH) -> dict:
+    """The values a figure shows: the example's feeds, or else the first ``count`` examples
+    of its dataset (features and labels), so that a network's figure carries values and
+    gradients (``feeds_title`` says which)."""
     if example.feeds or not example.trainable:
-        return dict(example.feeds), None
+        return dict(example.feeds)
     data = example.dataset()
     features, labels = example.input_nodes[:2]
-    shown = min(count, len(data))
-    title = (f"values and gradients for {data.name} examples 0-{shown - 1} (labels "
-             f"{', '.join(str(int(y)) for y in data.y[:shown])})")
-    return {features: data.x[:shown].astype(features.dtype), labels: data.y[:shown]}, title
+    return {features: data.x[:count].astype(features.dtype), labels: data.y[:count]}
+
+
+def feeds_title(example: Example, feeds: dict) -> str | None:
+    """Where the values of ``figure_feeds`` come from, for the figure's title; None for an
+    example's own feeds."""
+    if example.feeds or not feeds:
+        return None
+    labels = feeds[example.input_nodes[1]]
+    return (f"values and gradients for {example.dataset().name} examples 0-{len(labels) - 1} "
+            f"(labels {', '.join(str(int(y)) for y in labels)})")
 
 
 def is_network(example: Example) -> bool:
@@ -224,8 +231,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     network = is_network(example)
     fmt = figure_format(args.output, None)  # refuse -o f.xyz before any work
     wants_values = not args.no_values and (args.values is not None or not network)
-    feeds, title = figure_feeds(example, args.values or FIGURE_BATCH) if wants_values else \
-        ({}, None)
+    feeds = figure_feeds(example, args.values or FIGURE_BATCH) if wants_values else {}
+    title = feeds_title(example, feeds)
     numbers = {"digits": args.digits, "decimals": args.decimals}
     if args.steps and not feeds:
         raise GraphcError(f"{args.example}: --steps needs values to step through; "
