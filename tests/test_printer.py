@@ -9,6 +9,8 @@ turns boolean or a branch in the wrong dtype shows as a different number.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -40,6 +42,7 @@ UNARY = [
     (lambda u: F.elu(u, A), lambda u: _where_positive(u, u, ALPHA * np.expm1(u))),
     (lambda u: F.leaky_slope(u, A), lambda u: _where_positive(u, 1.0, ALPHA)),
     (lambda u: F.elu_slope(u, A), lambda u: _where_positive(u, 1.0, u + ALPHA)),
+    (sp.erf, np.vectorize(math.erf)),
 ]
 BINARY = [
     (lambda a, b: a + b, np.add), (lambda a, b: a * b, np.multiply),
@@ -110,7 +113,9 @@ def _expressions():
 
 def _run_printed(code: str, values: dict[str, np.ndarray]) -> np.ndarray:
     scope: dict = {"np": np}
-    exec(HELPERS["sigmoid"], scope)  # the helper the generated module defines for itself
+    exec("import math", scope)
+    for helper in ("sigmoid", "erf"):  # the helpers the generated module defines for itself
+        exec(HELPERS[helper], scope)
     return eval(code, scope, values)  # noqa: S307 -- our own printer's output, in a test
 
 

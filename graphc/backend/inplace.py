@@ -244,13 +244,12 @@ def _extremum(e: sp.Basic, slot: str, c: Context) -> None:
     _fold(c.into(args[0], slot), [(fn, c.operand(a)) for a in args[1:]], slot, c)
 
 
-def _relu(e: sp.Function, slot: str, c: Context) -> None:
-    c.emit(Step("np.maximum", (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
-
-
-def _step(e: sp.Function, slot: str, c: Context) -> None:
-    """relu' as ``x > zeros``: like relu, faster against an array than against 0.0."""
-    c.emit(Step("np.greater", (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
+def _against_zeros(ufunc: str) -> Builder:
+    """A function of one argument computed as ``ufunc(x, zeros)`` (its record's ``inplace``:
+    relu is np.maximum, its mask np.greater): against an array, faster than against 0.0."""
+    def build(e: sp.Basic, slot: str, c: Context) -> None:
+        c.emit(Step(ufunc, (c.into(e.args[0], slot), ("slot", ZEROS)), slot))
+    return build
 
 
 def _relation(e: sp.Basic, slot: str, c: Context) -> None:
@@ -269,10 +268,9 @@ def _ufunc_of(e: sp.Basic) -> Builder | None:
         return _extremum
     if type(e) in UNARY:
         return _unary
-    if isinstance(e, functions.relu):
-        return _relu
-    if isinstance(e, functions.step):
-        return _step
+    record = functions.RECORDS.get(type(e).__name__)
+    if record is not None and record.inplace is not None:
+        return _against_zeros(record.inplace)
     if isinstance(e, sp.core.relational.Relational) and e.rel_op in RELATIONS:
         return _relation
     return None

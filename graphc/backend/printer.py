@@ -20,7 +20,7 @@ from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
 from graphc.ops.elementwise import arg
-from graphc.ops.expr_printer import HELPERS, helpers_used
+from graphc.ops.expr_printer import HELPER_IMPORTS, HELPERS, helpers_used
 
 COMMENT_COLUMN = 48
 
@@ -133,11 +133,12 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
             continue
         args = [names[x.id] for x in node.inputs]
         placement = plan.placements.get(node.id)
+        code: str | list[str]
         if placement is not None:
             code = _emit_placed(node, placement, args, buffers, e)
         else:
             code = node.op.emit(node, args, e)
-        if node.op.inline and node.id not in output_ids:
+        if node.op.inline and node.id not in output_ids and isinstance(code, str):
             names[node.id] = code if re.fullmatch(r"[\w.\[\]]+", code) else f"({code})"
             continue
         if node.role != section:
@@ -243,11 +244,13 @@ def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: lis
     out = None if placement.out is None else buffers[placement.out]
     scratch = node.op.scratch(node)
     if scratch is not None:  # name the buffers, then the op writes into them
-        names = [e.target(node)] + [e.tmp(word) for word, _, _ in scratch]
+        assert out is not None, "the memory plan gives an op with scratch arrays its buffer"
+        variables = [e.target(node)] + [e.tmp(word) for word, _, _ in scratch]
         bufs = [out] + [buffers[k] for k in placement.temps]
-        return [f"{', '.join(names)} = {', '.join(bufs)}",
-                *node.op.emit_placed(node, args, names[0], names[1:], e)]
+        return [f"{', '.join(variables)} = {', '.join(bufs)}",
+                *node.op.emit_placed(node, args, variables[0], variables[1:], e)]
     if node.op.name == "sum":  # a batch sum as a product with ones: BLAS beats np.sum
+        assert placement.constant is not None, "the memory plan gives a batch sum its ones"
         return [f"{e.target(node)} = np.matmul({buffers[placement.constant]}, {args[0]}, "
                 f"out={out})"]
     if placement.lowering is None:
@@ -309,7 +312,8 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
     updated = [names[n.id] for n in signature.owned if n.op.name in ("param", "state")]
     stats = ", ".join(f"{counts[r]} {r}" for r in ROLES if counts[r])
     out = [f"# {line}" for line in header.splitlines()]
-    out += [f"# {stats or 'no'} statements.", "import numpy as np", ""]
+    imports = sorted({line for h in helpers for line in HELPER_IMPORTS.get(h, ())})
+    out += [f"# {stats or 'no'} statements.", *imports, "import numpy as np", ""]
     if standalone_params:
         out += [f"_saved = np.load(__file__[: -len('.py')] + {standalone_params!r})"]
         out += [f"{n} = _saved[{n!r}]" for n in owned]

@@ -6,7 +6,8 @@ over their operands; Python numbers become constants in the expression.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -32,12 +33,12 @@ from graphc.ops.registry import make
 from graphc.ops.tensor import concatenate, matmul, reshape, transpose
 
 __all__ = [
-    "abs", "add", "argmax", "concatenate", "divide", "elu", "exp", "expand", "from_sympy",
-    "greater", "greater_equal", "leaky_relu", "log", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "minimum", "multiply", "negative", "one_hot", "power", "relu",
-    "reshape", "sigmoid", "size", "softmax", "softmax_cross_entropy", "softplus", "sqrt",
+    "abs", "add", "argmax", "concatenate", "divide", "exp", "expand", "from_sympy",
+    "greater", "greater_equal", "log", "log_softmax", "logsumexp", "matmul",
+    "max", "maximum", "mean", "minimum", "multiply", "negative", "one_hot", "power",
+    "reshape", "size", "softmax", "softmax_cross_entropy", "sqrt",
     "subtract", "sum", "tanh", "take", "transpose", "where", "flatten", "square",
-]
+]  # and the ACTIVATIONS, below
 
 Operand = Node | float | int | np.ndarray
 
@@ -117,36 +118,57 @@ def tanh(x: Operand) -> Node:
     return _elementwise("tanh", sp.tanh, x)
 
 
-def sigmoid(x: Operand) -> Node:
-    return _elementwise("sigmoid", F.sigmoid, x)
+def _coefficient(fn: str, param: str, value: object) -> sp.Basic:
+    """An activation's parameter (leaky_relu's alpha) as a SymPy number; anything but a
+    finite real number is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise GraphcError(f"{fn}: {param} must be a finite real number, got {value!r}")
+    return sp.Float(float(value))
 
 
-def relu(x: Operand) -> Node:
-    return _elementwise("relu", F.relu, x)
+def _activation(record: F.Record) -> Callable[..., Node]:
+    """``gc.<name>(x, **params)`` for an elementwise function's record: its SymPy function
+    (or expression) of x and the record's parameters, with their defaults."""
+    params = record.params or ()
+    signature = inspect.Signature(
+        [inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+           for p, d in params])
+    build = record.function or record.expression
+    assert build is not None, record.name
+
+    def declare(*args: object, **kwargs: object) -> Node:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{record.name}{signature}: {err}") from None
+        bound.apply_defaults()
+        coefficients = [_coefficient(record.name, p, bound.arguments[p]) for p, _ in params]
+        x = bound.arguments["x"]
+        return _elementwise(record.name, lambda v: build(v, *coefficients), x)
+
+    declare.__name__ = declare.__qualname__ = record.name
+    declare.__module__ = __name__
+    declare.__doc__ = record.doc
+    declare.__signature__ = signature  # type: ignore[attr-defined]  # (read by inspect)
+    return declare
 
 
-def softplus(x: Operand) -> Node:
-    return _elementwise("softplus", F.softplus, x)
+#: ``gc.relu``, ``gc.sigmoid``, ``gc.gelu``...: a function for every record of
+#: graphc.ops.functions with parameters (see ``__getattr__``).
+ACTIVATIONS: dict[str, Callable[..., Node]] = {
+    name: _activation(r) for name, r in F.RECORDS.items() if r.params is not None}
+__all__ += sorted(ACTIVATIONS)
 
 
-def leaky_relu(x: Operand, alpha: float = 0.01) -> Node:
-    """x where x > 0, else alpha * x."""
-    a = _coefficient("leaky_relu", alpha)
-    return _elementwise("leaky_relu", lambda v: F.leaky_relu(v, a), x)
-
-
-def elu(x: Operand, alpha: float = 1.0) -> Node:
-    """x where x > 0, else alpha * (exp(x) - 1)."""
-    a = _coefficient("elu", alpha)
-    return _elementwise("elu", lambda v: F.elu(v, a), x)
-
-
-def _coefficient(fn: str, alpha: object) -> sp.Basic:
-    """An activation's alpha as a SymPy number; anything but a finite real number is refused."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(alpha):
-        raise GraphcError(f"{fn}: alpha must be a finite real number, got {alpha!r}")
-    return sp.Float(float(alpha))
+def __getattr__(name: str) -> Callable[..., Node]:
+    """The activations of ``ACTIVATIONS`` as attributes of this module (``api.relu``), so
+    that adding one is a record in graphc.ops.functions and nothing else."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def maximum(a: Operand, b: Operand) -> Node:

@@ -169,53 +169,42 @@ class NumPyExprPrinter(StrPrinter):
             text = f"np.where({self._print(cond)}, {self._branch(value)}, {text})"
         return text
 
-    def _print_Function(self, expr) -> str:
-        name = expr.func.__name__
-        if name in UFUNCS:
-            return self._call(UFUNCS[name], *expr.args)
-        raise UnprintableError(f"graphc cannot write the SymPy function {name} as NumPy "
-                               f"code; functions it can write: {sorted(PRINTABLE)}")
-
     # --- graphc's own activations (graphc.ops.functions) ---
     def _mask(self, x: sp.Basic) -> str:
         return f"({self._operand(x, PRECEDENCE['Relational'], strict=False)} > 0)"
 
-    def _print_step(self, expr) -> str:
-        return self._mask(expr.args[0])
-
     def _print__cast_step(self, expr) -> str:
         return f"{self._mask(expr.args[0])}.astype(np.{self._settings['dtype']})"
 
-    def _print_relu(self, expr) -> str:
-        return f"np.maximum({self._print(expr.args[0])}, 0.0)"
+    def _print_Function(self, expr) -> str:
+        """SymPy's functions that are NumPy ufuncs by the UFUNCS table, graphc's own (and
+        those NumPy lacks, such as erf) by their records in graphc.ops.functions."""
+        name = expr.func.__name__
+        if name in UFUNCS:
+            return self._call(UFUNCS[name], *expr.args)
+        record = functions.RECORDS.get(name)
+        if record is not None and record.printed is not None:
+            return record.printed(self, *expr.args)
+        raise UnprintableError(f"graphc cannot write the SymPy function {name} as NumPy "
+                               f"code; functions it can write: {sorted(PRINTABLE)}")
 
-    def _print_sigmoid(self, expr) -> str:
-        return self._call("sigmoid", *expr.args)
+    # --- what a record's ``printed`` may ask (graphc.ops.functions) ---
+    def text(self, expr: sp.Basic) -> str:
+        """``expr`` as code."""
+        return self._print(expr)
 
-    def _print_softplus(self, expr) -> str:
-        return f"np.logaddexp(0.0, {self._print(expr.args[0])})"
+    def operand(self, expr: sp.Basic, operator: str) -> str:
+        """``expr`` as an operand of ``operator`` ("Mul", "Add", "Pow"...), parenthesized
+        where Python would bind it otherwise."""
+        return self._operand(expr, PRECEDENCE[operator], strict=False)
 
-    def _print_leaky_relu(self, expr) -> str:
-        x, alpha = expr.args
-        text = self._print(x)
-        scaled = self._operand(x, PRECEDENCE["Mul"], strict=False)
-        return f"np.where({text} > 0, {text}, {self._print(alpha)}*{scaled})"
+    def number(self, expr: sp.Basic) -> str:
+        """A number in the node's dtype."""
+        return self._number(expr)
 
-    def _print_leaky_slope(self, expr) -> str:
-        y, alpha = expr.args
-        return f"np.where({self._print(y)} > 0, {self._number(sp.S.One)}, {self._number(alpha)})"
-
-    def _print_elu(self, expr) -> str:
-        x, alpha = expr.args
-        text = self._print(x)
-        negative = f"np.expm1(np.minimum({text}, 0.0))"
-        return f"np.where({text} > 0, {text}, {self._print(alpha)}*{negative})"
-
-    def _print_elu_slope(self, expr) -> str:
-        y, alpha = expr.args
-        text = self._print(y)
-        return f"np.where({text} > 0, {self._number(sp.S.One)}, {text} + {self._print(alpha)})"
-
+    def mask(self, expr: sp.Basic) -> str:
+        """``(expr > 0)``."""
+        return self._mask(expr)
 
 def _printed_precedence(expr: sp.Basic) -> int:
     """The precedence of what the printer writes for ``expr``: SymPy's, except for the powers
@@ -253,7 +242,7 @@ UFUNCS = {
 }
 
 #: graphc's own functions, each printed by a method of the printer.
-OWN_FUNCTIONS = {f.__name__: f for f in functions.FUNCTIONS}
+OWN_FUNCTIONS = {name: r for name, r in functions.RECORDS.items() if r.printed is not None}
 
 #: Every SymPy function the printer writes, for the error message of one it cannot.
 PRINTABLE = set(UFUNCS) | {"Max", "Min", "Heaviside", "Piecewise"} | set(OWN_FUNCTIONS)
@@ -264,15 +253,11 @@ _STRUCTURE = (sp.Symbol, sp.Add, sp.Mul, sp.Pow, sp.Piecewise, sp.Max, sp.Min, s
               sp.functions.elementary.piecewise.ExprCondPair, sp.Tuple)
 
 #: Functions the generated module defines for itself, where NumPy has no ufunc or call.
-HELPERS = {
-    "gemm": blas.SOURCE,
-    "sigmoid": (
-        "def sigmoid(x):\n"
-        '    """1 / (1 + exp(-x)), from exp(-|x|): it never overflows, nor loses digits."""\n'
-        "    e = np.exp(-np.abs(x))\n"
-        "    return np.where(x >= 0, 1.0, e) / (1.0 + e)\n"
-    ),
-}
+HELPERS = {"gemm": blas.SOURCE} | {name: r.helper for name, r in functions.RECORDS.items()
+                                    if r.helper is not None}
+
+#: The import lines each helper needs at the top of the generated module.
+HELPER_IMPORTS = {name: r.imports for name, r in functions.RECORDS.items() if r.imports}
 
 
 def check_printable(expr: sp.Basic) -> None:

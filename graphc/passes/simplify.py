@@ -28,7 +28,8 @@ MAX_OPS = 40
 
 #: Functions SymPy's simplify handles quickly; trigonometric and hyperbolic ones can take
 #: seconds, so expressions holding them are left as they are.
-CHEAP_FUNCTIONS = (sp.exp, sp.log, F.sigmoid, F.relu, F.softplus, F.step)
+CHEAP_FUNCTIONS = (sp.exp, sp.log) + tuple(
+    r.function for r in F.RECORDS.values() if r.cheap and r.function is not None)
 
 
 @lru_cache(maxsize=4096)
