@@ -10,7 +10,7 @@ from graphc.backend.memory import plan_memory
 from graphc.backend.printer import CodeOptions, Signature, header_for, print_module
 from graphc.backend.program import Program, StageCode
 from graphc.errors import GraphcError, ShapeError
-from graphc.feeds import FeedPlan
+from graphc.feeds import FeedPlan, leaf_name
 from graphc.ir.graph import consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
@@ -145,7 +145,7 @@ def _check_inputs(outputs: list[Node], inputs: list[Node]) -> None:
         if not isinstance(x, Node) or x.op.name not in ("input", "param"):
             raise GraphcError(f"compile: {x!r} is not an input node (declare it with gc.input, "
                               "or list a parameter to feed it)")
-    names = [x.name for x in inputs]
+    names = [leaf_name(x) for x in inputs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise GraphcError(f"compile: two inputs are named {dupes}; input names must differ")

@@ -30,7 +30,10 @@ FEEDABLE = {"input": "input", "param": "parameter", "state": "optimizer state"}
 VALUE_PRESERVING = ("reshape", "transpose", "copy", "slice")
 
 #: Each named dimension bound by a set of feeds: its size, and the leaf that gave it first.
-Dims = dict[str, tuple[int, str]]
+Dims = dict[str, tuple[int, str | None]]
+
+#: Values for a graph's leaves, keyed by node, by name, or by both.
+Feeds = Mapping[Node, Any] | Mapping[str, Any] | Mapping[Node | str, Any]
 
 
 def describe(node: Node) -> str:
@@ -38,7 +41,15 @@ def describe(node: Node) -> str:
     return f"{FEEDABLE.get(node.op.name, node.op.name)} {node.name!r}"
 
 
-def resolve_feeds(feeds: Mapping[Node | str, Any] | None, graph: Iterable[Node],
+def leaf_name(node: Node) -> str:
+    """The name of a feedable leaf, which each has (gc.input, gc.param and an optimizer's
+    state are declared with one)."""
+    if node.name is None:
+        raise AssertionError(f"{node!r}: a leaf without a name")
+    return node.name
+
+
+def resolve_feeds(feeds: Feeds | None, graph: Iterable[Node],
                   caller: str) -> dict[Node, Any]:
     """``feeds`` keyed by the nodes of ``graph`` they give values for.
 
@@ -59,7 +70,7 @@ def resolve_feeds(feeds: Mapping[Node | str, Any] | None, graph: Iterable[Node],
     by_name: dict[str, list[Node]] = {}
     for n in nodes.values():
         if n.op.name in FEEDABLE:
-            by_name.setdefault(n.name, []).append(n)
+            by_name.setdefault(leaf_name(n), []).append(n)
     resolved: dict[Node, Any] = {}
     for key, value in feeds.items():
         if isinstance(key, Node) and key.op.name in FEEDABLE and key.id not in nodes \

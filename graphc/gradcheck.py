@@ -9,6 +9,8 @@ code generator.
 
 from __future__ import annotations
 
+import functools
+import operator
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import FeedError, GradientCheckError
+from graphc.feeds import Feeds, leaf_name
 from graphc.interpreter import evaluate
 from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
@@ -40,7 +43,7 @@ _DOES_NOT_DEPEND = "grad: the output does not depend on"
 
 
 def check_grads(outputs: Node | Sequence[Node], wrt: Node | Sequence[Node],
-                feeds: Mapping[Node | str, Any], order: int = 1, eps: float | None = None,
+                feeds: Feeds, order: int = 1, eps: float | None = None,
                 rtol: float | None = None, atol: float | None = None) -> None:
     """Check ``gc.grad`` of each output with respect to ``wrt`` against central differences.
 
@@ -81,7 +84,7 @@ def check_grads(outputs: Node | Sequence[Node], wrt: Node | Sequence[Node],
             work[x] = _working_copy(x, given)
             given[x] = work[x]
             if x.op.name == "param":
-                saved[x], x.value = x.value, work[x]
+                saved[x], x.value = x.array, work[x]
         for k, out in enumerate(outs):
             what = _describe_output(out, k, len(outs))
             value = evaluate([out], _restrict(given, [out]))[0]
@@ -123,16 +126,17 @@ def _check_arguments(outs: list[Node], targets: list[Node], order: int,
 def _tolerances(defaults: tuple[float, float, float], eps: float | None, rtol: float | None,
                 atol: float | None) -> tuple[float, float, float]:
     given = (eps, rtol, atol)
-    return tuple(d if g is None else float(g) for d, g in zip(defaults, given))
+    eps, rtol, atol = (d if g is None else float(g) for d, g in zip(defaults, given))
+    return eps, rtol, atol
 
 
-def _by_node(feeds: Mapping[Node | str, Any], outs: list[Node]) -> dict[Node, Any]:
+def _by_node(feeds: Feeds, outs: list[Node]) -> dict[Node, Any]:
     """``feeds`` keyed by node: a name stands for the one input or parameter of that name
     the outputs depend on."""
     by_name: dict[str, list[Node]] = {}
     for n in topological_order(outs):
         if n.op.name in _FEEDABLE:
-            by_name.setdefault(n.name, []).append(n)
+            by_name.setdefault(leaf_name(n), []).append(n)
     resolved: dict[Node, Any] = {}
     for key, value in feeds.items():
         if isinstance(key, Node):
@@ -170,14 +174,15 @@ def _project(nodes: list[Node], shapes: list[tuple[int, ...]], rng: np.random.Ge
     as they do for the node; a scalar node alone is returned as it is."""
     if len(nodes) == 1 and nodes[0].shape == ():
         return nodes[0]
-    total = None
-    for node, shape in zip(nodes, shapes):
+
+    def term(node: Node, shape: tuple[int, ...]) -> Node:
         w = input_node("check_grads_w", node.shape, dtype=node.dtype)
         magnitude = rng.uniform(0.5, 1.5, shape)
         given[w] = (magnitude * rng.choice([-1.0, 1.0], shape)).astype(node.dtype)
-        term = reduce_sum(node * w)
-        total = term if total is None else total + term
-    return total
+        return reduce_sum(node * w)
+
+    # each term added as it is made, in order, as a loop would
+    return functools.reduce(operator.add, (term(n, s) for n, s in zip(nodes, shapes)))
 
 
 def _compare(scalar: Node, gradients: list[Node], targets: list[Node],

@@ -4,19 +4,17 @@ tested against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from graphc.errors import FeedError
-from graphc.feeds import FeedPlan, resolve_feeds
+from graphc.feeds import Dims, FeedPlan, Feeds, resolve_feeds
 from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 
 
-def evaluate(outputs: Sequence[Node] | Node,
-             feeds: Mapping[Node | str, Any] | None = None) -> list[np.ndarray]:
+def evaluate(outputs: Sequence[Node] | Node, feeds: Feeds | None = None) -> list[np.ndarray]:
     """The values of ``outputs`` given values for their input nodes.
 
     ``feeds`` is keyed by nodes or their names. Every input must be fed; a parameter or
@@ -28,7 +26,7 @@ def evaluate(outputs: Sequence[Node] | Node,
     order = topological_order(outputs)
     given = resolve_feeds(feeds, order, "evaluate")
     plan = FeedPlan.of(order)
-    dims: dict[str, tuple[int, str]] = {}
+    dims: Dims = {}
     values: dict[int, np.ndarray] = {}
     for node in order:
         if node in given:
@@ -37,7 +35,7 @@ def evaluate(outputs: Sequence[Node] | Node,
             where = f" (declared at {node.location})" if node.location else ""
             raise FeedError(f"evaluate: no value fed for input {node.name!r}{where}")
         elif not node.inputs:
-            values[node.id] = node.value
+            values[node.id] = node.array
         else:
             values[node.id] = node.op.evaluate(node, [values[x.id] for x in node.inputs])
     # a leaf's value is the live array a training step updates (or a caller's fed array):

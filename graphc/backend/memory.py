@@ -185,18 +185,17 @@ def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], tak
     lowering = lower(expr, shapes, node.shape)
     if lowering is None:
         return None
-    target = node.inputs[0] if mode else None
     # candidates for OUT: the update's own target ("="), or a buffer dying here
     candidates: list[tuple[sp.Symbol | None, int | None]] = []
     if mode == "=":
-        own = [s for s, v in symbols.items() if v.id == target.id]
+        own = [s for s, v in symbols.items() if v.id == node.inputs[0].id]
         candidates.append((own[0] if own else None, None))
     for s, v in symbols.items():
         if v.id in holder and last[v.id] == i and v.shape == node.shape:
             candidates.append((s, holder[v.id]))
     for symbol, out in candidates:
         for attempt in (lowering, lower(expr, shapes, node.shape, root_in_place=False)):
-            if symbol is None or attempt.may_overwrite(symbol):
+            if attempt is not None and (symbol is None or attempt.may_overwrite(symbol)):
                 temps = tuple(take(node.shape, node.dtype, inputs_held | {out})
                               for _ in attempt.temps)
                 return Placement(out, temps, attempt)

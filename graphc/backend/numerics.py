@@ -160,7 +160,7 @@ class NumericsCheck:
     def __call__(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         with np.errstate(all="ignore"):
             self._check_leaves(args)
-            before = {n.id: n.value.copy() for n in self.changed}
+            before = {n.id: n.array.copy() for n in self.changed}
             if self.reference is not None:
                 found = self.reference.run(args, before)
                 if found is not None:
@@ -172,7 +172,7 @@ class NumericsCheck:
                 if found is None:
                     raise
                 for n in self.changed:
-                    np.copyto(n.value, before[n.id])
+                    np.copyto(n.array, before[n.id])
                 if self.reference is None:
                     raise NumericsError(self._declared(found, args, before)) from None
                 raise NumericsError(self._compiler_bug(found)) from None
@@ -186,7 +186,7 @@ class NumericsCheck:
             _check_leaf(node, value, f"{word} {node.name!r} was fed")
         for node in self.held:
             word = "parameter" if node.op.name == "param" else "optimizer state"
-            _check_leaf(node, node.value, f"{word} {node.name!r} holds", " before this call")
+            _check_leaf(node, node.array, f"{word} {node.name!r} holds", " before this call")
 
     # --- the reports ---
     def _declared(self, found: Trip, args: Sequence[np.ndarray],

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import sympy as sp
@@ -21,7 +21,7 @@ from graphc.backend.memory import MemoryPlan, bytes_of
 from graphc.backend.numerics import CheckedModule, NumericsCheck
 from graphc.backend.printer import Signature
 from graphc.errors import FeedError
-from graphc.feeds import FeedPlan, describe, resolve_feeds
+from graphc.feeds import Dims, FeedPlan, Feeds, describe, leaf_name, resolve_feeds
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops.elementwise import arg
@@ -64,10 +64,10 @@ class Program:
         self._standalone = standalone
         self._stage_code = stage_code
         self._fn = load(source)["main"]
-        self._by_name = {n.name: n for n in signature.inputs}
+        self._by_name = {leaf_name(n): n for n in signature.inputs}
         self._feed_plan = feed_plan
         self.params = Params(signature)
-        self._numerics = None
+        self._numerics: NumericsCheck | None = None
         if check_numerics:
             program = CheckedModule(self._fn, source, signature, names, stages[-1].graph.nodes())
             self._numerics = NumericsCheck(program, stages, self._checked_stage)
@@ -81,36 +81,40 @@ class Program:
 
     def _checked_stage(self, stage: Any) -> CheckedModule:
         """A stage's graph printed one statement per node with its checks, and loaded."""
+        if self._stage_code is None:
+            raise ValueError("a Program checks numerics only with its stage_code")
         code = self._stage_code(stage, False)
         return CheckedModule(load(code.source)["main"], code.source, code.signature,
                              code.names, stage.graph.nodes())
 
-    def check_feeds(self, feeds: Mapping[Node | str, Any]) -> list[np.ndarray]:
+    def check_feeds(self, feeds: Feeds) -> list[np.ndarray]:
         """Feeds as arrays in argument order; a FeedError names any input that is wrong.
 
         Keys are the inputs' names (as ``prog(**feeds)`` gives them) or the input nodes.
         """
-        if feeds.keys() != self._by_name.keys():
-            feeds = self._by_input_name(feeds)
-        dims: dict[str, tuple[int, str]] = {}
+        named = feeds if self._keyed_by_input_name(feeds) else self._by_input_name(feeds)
+        dims: Dims = {}
         check = self._feed_plan.check
-        return [check(node, feeds[node.name], dims) for node in self.signature.inputs]
+        return [check(node, named[name], dims) for name, node in self._by_name.items()]
 
-    def _by_input_name(self, feeds: Mapping[Node | str, Any]) -> dict[str, Any]:
+    def _keyed_by_input_name(self, feeds: Feeds) -> TypeGuard[Mapping[str, Any]]:
+        return feeds.keys() == self._by_name.keys()
+
+    def _by_input_name(self, feeds: Feeds) -> dict[str, Any]:
         """Feeds not keyed by exactly the inputs' names, resolved as ``gc.evaluate`` resolves
         them: a FeedError names an unknown key, a parameter the program holds rather than
         takes, or a missing input."""
         resolved = resolve_feeds(feeds, self.signature.leaves, "program")
         takes = f"the program takes {list(self._by_name)}"
         for node in resolved:
-            if self._by_name.get(node.name) is not node:
+            if self._by_name.get(leaf_name(node)) is not node:
                 raise FeedError(f"{describe(node)} is held by the program, not one of its inputs "
                                 f"({takes}); list it in gc.compile's inputs to feed it at each "
                                 f"call, or set prog.params[{node.name!r}] = value")
         missing = [n.name for n in self.signature.inputs if n not in resolved]
         if missing:
             raise FeedError(f"missing input(s) {missing}; {takes}")
-        return {n.name: value for n, value in resolved.items()}
+        return {leaf_name(n): value for n, value in resolved.items()}
 
     # --- inspection and saving ---
 
@@ -123,8 +127,9 @@ class Program:
         path = os.fspath(path)
         if not path.endswith(".py"):
             raise ValueError(f"save: the path must end in .py, got {path!r}")
-        arrays = {self.names[n.id]: n.value for n in self.signature.owned}
-        atomic_write(path[:-3] + ".npz", lambda f: np.savez(f, **arrays))
+        arrays = {self.names[n.id]: n.array for n in self.signature.owned}
+        # mypy matches **arrays to savez's allow_pickle: bool too; every key here is an array's
+        atomic_write(path[:-3] + ".npz", lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
         source = self._standalone(".npz")
         atomic_write(path, lambda f: f.write(source.encode()))
 
@@ -196,14 +201,15 @@ def _allocations(code: StageCode, dims: Mapping[str, int]) -> tuple[int, int | N
             k = 1 if node.op.name == "assign" else 0
             shapes = {arg(j): x.shape for j, x in enumerate(node.inputs[k:])}
             placement = placed.get(node.id)
-            if placement is None:
+            if placement is None or placement.lowering is None:
                 exprs = [node.attrs["expr"]]
             else:
                 exprs = [v for s in placement.lowering.steps for kind, v in s.args
                          if kind == "expr"]
-            arrays += [(broadcast_shapes(*(shapes[x] for x in e.free_symbols)), node.dtype)
-                       for expr in exprs for e in sp.preorder_traversal(expr)
-                       if e.free_symbols and not isinstance(e, sp.Symbol)]
+            arrays += [(shape, node.dtype) for expr in exprs for e in sp.preorder_traversal(expr)
+                       if e.free_symbols and not isinstance(e, sp.Symbol)
+                       and (shape := broadcast_shapes(*(shapes[x] for x in e.free_symbols)))
+                       is not None]  # always (the node's inputs broadcast)
         elif node.id not in placed:
             arrays.append((node.shape, node.dtype))
     try:
@@ -232,11 +238,11 @@ class Params(Mapping[str, np.ndarray]):
     """
 
     def __init__(self, signature: Signature) -> None:
-        self._nodes = {n.name: n for n in signature.owned if n.op.name == "param"}
-        self._inputs = {n.name for n in signature.inputs}
+        self._nodes = {leaf_name(n): n for n in signature.owned if n.op.name == "param"}
+        self._inputs = {leaf_name(n) for n in signature.inputs}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self._nodes[name].value
+        return self._nodes[name].array
 
     def __setitem__(self, name: str, value: Any) -> None:
         node = self._nodes.get(name)
@@ -246,7 +252,7 @@ class Params(Mapping[str, np.ndarray]):
                 raise FeedError(f"params[{name!r}]: {name!r} is an input of the program, fed "
                                 f"at each call, not a parameter it holds ({held})")
             raise FeedError(f"params[{name!r}]: the program has no parameter {name!r} ({held})")
-        np.copyto(node.value, FeedPlan().check(node, value, {}))
+        np.copyto(node.array, FeedPlan().check(node, value, {}))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._nodes)

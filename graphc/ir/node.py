@@ -70,6 +70,14 @@ class Node:
         return len(self.shape)
 
     @property
+    def array(self) -> np.ndarray:
+        """``value``, the array of a parameter, constant or optimizer state; an input holds
+        none (it is fed at each call), nor does an op's node (it is computed)."""
+        if self.value is None:
+            raise ValueError(f"{self!r} holds no array: it is fed or computed at each call")
+        return self.value
+
+    @property
     def label(self) -> str:
         """The op as a reader knows it: ``+``, ``tanh``, ``matmul``."""
         return self.op.label(self)

@@ -31,6 +31,12 @@ def normalize_shape(shape: Sequence[Dim] | Dim) -> Shape:
     return dims
 
 
+def sizes_of(shape: Shape) -> tuple[int, ...] | None:
+    """The dims of ``shape`` as numbers, or None where it names a dimension."""
+    sizes = tuple(d for d in shape if isinstance(d, int))
+    return sizes if len(sizes) == len(shape) else None
+
+
 def format_shape(shape: Shape) -> str:
     """``(batch, 128)``: a shape as it reads in comments and error messages."""
     if len(shape) == 1:

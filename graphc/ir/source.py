@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from types import FrameType
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,7 +60,7 @@ def _inside_graphc(filename: str) -> bool:
 
 def caller_location() -> SourceLocation | None:
     """The innermost stack frame outside the graphc package: the user's line."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not _inside_graphc(filename):

@@ -23,7 +23,7 @@ import numpy as np
 
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
-from graphc.ir.shapes import format_shape
+from graphc.ir.shapes import Shape, format_shape, sizes_of
 from graphc.ops.reduce import reduce_sum
 from graphc.ops.registry import Emitter, Op, float_dtype, make
 
@@ -53,13 +53,29 @@ def _image_size(x: Node, what: str) -> Pair:
     return h, w
 
 
+def _numbers(dims: Shape) -> tuple[int, ...]:
+    """Dims that ``infer`` checked are numbers (all of an image's or a filter's but the
+    batch)."""
+    sizes = sizes_of(dims)
+    if sizes is None:
+        raise AssertionError(f"expected numbers, got {format_shape(dims)}")
+    return sizes
+
+
+def _spatial(shape: Shape) -> Pair:
+    """The (height, width) of an NCHW shape, which ``infer`` checked are numbers."""
+    h, w = _numbers(shape[2:])
+    return h, w
+
+
 def _output_size(size: Pair, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
     """How many windows fit along each axis (a window never hangs over the padded edge)."""
     for axis, n, k, p in zip(("height", "width"), size, kernel, padding):
         if k > n + 2 * p:
             raise ShapeError(f"a {kernel[0]}x{kernel[1]} kernel is larger than the input's "
                              f"{axis} {n}" + (f" padded to {n + 2 * p}" if p else ""))
-    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
+    oh, ow = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
+    return oh, ow
 
 
 # --- pieces of generated code ------------------------------------------------------------
@@ -97,7 +113,7 @@ def _windows_code(x: str, node_x: Node, kernel: Pair, stride: Pair, padding: Pai
     view's variable."""
     lines, src = [], x
     if padding != (0, 0) and padded is not None:
-        (ph, pw), (h, w) = padding, node_x.shape[2:]
+        (ph, pw), (h, w) = padding, _spatial(node_x.shape)
         src = padded
         lines += [f"{padded}.fill(0)", f"{padded}[:, :, {ph}:{ph + h}, {pw}:{pw + w}] = {x}"]
     elif padding != (0, 0):
@@ -132,7 +148,7 @@ def _padded_scratch(x: Node, padding: Pair) -> tuple:
     """The scratch entry of x padded with zeros, where there is padding."""
     if padding == (0, 0):
         return ()
-    (n, c, h, w), (ph, pw) = x.shape, padding
+    (n, c), (h, w), (ph, pw) = x.shape[:2], _spatial(x.shape), padding
     return (("padded", (n, c, h + 2 * ph, w + 2 * pw), x.dtype),)
 
 
@@ -218,8 +234,9 @@ class Conv2d(Op):
         """The filters times the columns of the windows (laid out here unless shared), plus
         the bias; into a fresh array, or into the buffer ``out`` and ``scratch``."""
         x, w = node.inputs[:2]
-        o, c, kh, kw = w.shape
-        n, (oh, ow) = e.dim(node.shape[0]), node.shape[2:]
+        o, c, kh, kw = _numbers(w.shape)
+        n, (oh, ow) = e.dim(node.shape[0]), _spatial(node.shape)
+        lines: list[str]
         if node.attrs.get("columns"):
             lines, cols = [], args[-1]
         else:
@@ -294,13 +311,13 @@ class Conv2dGradInput(Op):
         """Each window's share ``w^T g``, then added back window offset by window offset;
         into fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
         g, w = args
-        o, c, kh, kw = node.inputs[1].shape
+        o, c, kh, kw = _numbers(node.inputs[1].shape)
         stride, padding = node.attrs["stride"], node.attrs["padding"]
-        n, (oh, ow) = e.dim(node.shape[0]), node.inputs[0].shape[2:]
+        n, (oh, ow) = e.dim(node.shape[0]), _spatial(node.inputs[0].shape)
         t, padded = e.target(node), self._padded(node)
         ki, kj = e.tmp("ki"), e.tmp("kj")
         product = f"{w}.reshape({o}, {c * kh * kw}).T, {g}.reshape({n}, {o}, {oh * ow})"
-        if scratch is None:
+        if out is None or scratch is None:
             g_cols = e.tmp("g_cols")
             acc = e.tmp("g_padded") if padding != (0, 0) else t
             lines = [f"{g_cols} = np.matmul({product})",
@@ -367,8 +384,9 @@ class Conv2dGradWeight(Op):
         """Per example, g times the columns of its windows, summed over the batch; into
         fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
         g, x = node.inputs[:2]
-        o, c, kh, kw = node.shape
-        size, n = g.shape[2:], e.dim(g.shape[0])
+        o, c, kh, kw = _numbers(node.shape)
+        size, n = _spatial(g.shape), e.dim(g.shape[0])
+        lines: list[str]
         if node.attrs.get("columns"):
             lines, cols = [], args[2]
         else:
@@ -432,7 +450,7 @@ class Im2Col(Op):
     def _layout(self, node: Node, args: list[str], e: Emitter, **where: str | None) -> \
             list[str]:
         x, a = node.inputs[0], node.attrs
-        size = _output_size(x.shape[2:], a["kernel"], a["stride"], a["padding"])
+        size = _output_size(_spatial(x.shape), a["kernel"], a["stride"], a["padding"])
         return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], size, e,
                             **where)[0]
 
@@ -559,9 +577,10 @@ class PoolGrad(Op):
     def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter) -> tuple[str, str]:
         """The entries at kernel offset (ki, kj) of every window: in the gradient being
         built, and in the pool's input ``x``."""
-        a, out = node.attrs, node.inputs[0].shape[2:]
-        return tuple(_offset_view(array, ki, kj, node.shape[2:], a["kernel"], a["stride"], out)
-                     for array in (e.target(node), x))
+        a, size, out = node.attrs, _spatial(node.shape), _spatial(node.inputs[0].shape)
+        grad, pooled = (_offset_view(array, ki, kj, size, a["kernel"], a["stride"], out)
+                        for array in (e.target(node), x))
+        return grad, pooled
 
 
 class MaxPool2dGrad(PoolGrad):

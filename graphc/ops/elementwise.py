@@ -207,7 +207,7 @@ def _fold(expr: sp.Basic, ordered: Sequence[sp.Symbol], symbols: Mapping[sp.Symb
     replace: dict[sp.Symbol, sp.Basic] = {}
     for sym in ordered:
         node = symbols[sym]
-        if node.op.name == "constant" and node.shape == () and np.isfinite(node.value):
+        if node.op.name == "constant" and node.shape == () and np.isfinite(node.array):
             replace[sym] = _literal(node)
             continue
         if node.id not in index:
@@ -223,7 +223,7 @@ def _fold(expr: sp.Basic, ordered: Sequence[sp.Symbol], symbols: Mapping[sp.Symb
 def _literal(node: Node) -> sp.Basic:
     """A scalar constant as a SymPy number. str() of a NumPy scalar is its shortest
     round-trip form in its own precision: a float32 0.01 stays 0.01, not 0.0099999997."""
-    value = node.value[()]
+    value = node.array[()]
     if node.dtype.kind == "b":
         return sp.true if value else sp.false
     if node.dtype.kind == "f":

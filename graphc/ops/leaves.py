@@ -10,7 +10,7 @@ import numpy as np
 
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
-from graphc.ir.shapes import Dim, format_shape, normalize_shape
+from graphc.ir.shapes import Dim, format_shape, normalize_shape, sizes_of
 from graphc.ir.source import caller_location
 from graphc.ops.registry import OPS, Op, _role
 
@@ -106,16 +106,17 @@ def param(name: str, shape: Sequence[int] | int, init: Any = "he", dtype: Any = 
     ``seed`` makes the draw independent of other parameters; without it the draw comes from
     graphc's generator (see ``gc.seed``), so a script gives the same numbers at every run.
     """
-    shape = normalize_shape(shape)
+    dims = normalize_shape(shape)
     dtype = numeric_dtype(f"param {name!r}", dtype)
-    if any(isinstance(d, str) for d in shape):
+    sizes = sizes_of(dims)
+    if sizes is None:
         raise ShapeError(f"param {name!r}: a parameter's shape must be numbers, "
-                         f"got {format_shape(shape)}")
-    if 0 in shape:
-        raise ShapeError(f"param {name!r}: shape {format_shape(shape)} has no entries; a "
+                         f"got {format_shape(dims)}")
+    if 0 in sizes:
+        raise ShapeError(f"param {name!r}: shape {format_shape(sizes)} has no entries; a "
                          "parameter needs at least one along every axis")
     rng = np.random.default_rng(seed) if seed is not None else _generator[0]
-    return _leaf("param", name, shape, dtype, value=_initial_value(name, shape, init, dtype, rng))
+    return _leaf("param", name, sizes, dtype, value=_initial_value(name, sizes, init, dtype, rng))
 
 
 def _initial_value(name: str, shape: tuple[int, ...], init: Any, dtype: Any,
@@ -164,6 +165,9 @@ def constant(value: Any, dtype: Any = None) -> Node:
 
 def state(name: str, like: Node, fill: float = 0.0, shape: tuple[int, ...] | None = None) -> Node:
     """Optimizer state (a moment, a step count) that the program owns and updates in place."""
-    shape = like.shape if shape is None else shape
-    return _leaf("state", name, shape, like.dtype, value=np.full(shape, fill, dtype=like.dtype),
+    sizes = sizes_of(like.shape if shape is None else shape)
+    if sizes is None:
+        raise ShapeError(f"state {name!r}: optimizer state's shape must be numbers, got "
+                         f"{format_shape(like.shape)}")
+    return _leaf("state", name, sizes, like.dtype, value=np.full(sizes, fill, dtype=like.dtype),
                  role="update")

@@ -21,6 +21,7 @@ import sympy as sp
 
 from graphc.ir.graph import consumers
 from graphc.ir.node import Node
+from graphc.ir.shapes import sizes_of
 from graphc.ops.blas import numpy_blas_found
 from graphc.ops.elementwise import arg
 from graphc.ops.state import gemm_update
@@ -67,10 +68,10 @@ def fold_update(node: Node) -> Node | None:
     if product.op.name != "matmul" or not isinstance(scale, sp.Number):
         return None
     a, b = product.inputs
+    sizes = sizes_of(target.shape)
     if (a.ndim != 2 or b.ndim != 2 or target.dtype not in BLAS_DTYPES
             or {a.dtype, b.dtype, product.dtype} != {target.dtype}
-            or not all(isinstance(d, int) for d in target.shape)
-            or math.prod(target.shape) < MIN_SIZE
+            or sizes is None or math.prod(sizes) < MIN_SIZE
             or _reads_state(a) or _reads_state(b)):
         return None
     sign = -1.0 if node.attrs["mode"] == "-=" else 1.0
