@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -46,8 +47,8 @@ RELATIONS: dict[str, str] = {
 }
 
 #: An operand of a step: ("sym", x0), ("slot", "T0"), ("expr", a plain SymPy expression), or
-#: ("slot", ZEROS).
-Operand = tuple[str, object]
+#: ("slot", ZEROS). The value is a str or a SymPy object (untyped: Any), told apart by the kind.
+Operand = tuple[str, Any]
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def fold_constants(node: Node) -> Node | None:
     reference evaluation), so no step recomputes it."""
     if not node.inputs or not all(x.op.name == "constant" for x in node.inputs):
         return None
-    value = node.op.evaluate(node, [x.value for x in node.inputs])
+    value = node.op.evaluate(node, [x.array for x in node.inputs])
     return replacing(node, constant(np.asarray(value, dtype=node.dtype)))
 
 
