@@ -25,6 +25,7 @@ from graphc.errors import (
 from graphc.example import Example
 from graphc.gradcheck import check_grads
 from graphc.interpreter import evaluate
+from graphc.ir.graph import to_networkx
 from graphc.ir.node import Node
 from graphc.losses import accuracy, hinge, l1, l2_penalty, mse, sigmoid_cross_entropy
 from graphc.ops.api import (
@@ -78,7 +79,7 @@ __all__ = [
     "param", "reshape", "scalar", "seed", "sigmoid_cross_entropy", "softmax",
     "softmax_cross_entropy", "sqrt", "square", "sum", "take", "tanh", "transpose",
     "where", "render", "render_steps", "view", "conv2d", "max_pool2d", "avg_pool2d", "dropout",
-    "GradientCheckError", "check_grads", "Trainer", "reinit",
+    "GradientCheckError", "check_grads", "to_networkx", "Trainer", "reinit",
 ]
 
 # gc.relu, gc.sigmoid, gc.gelu, gc.mish...: one per record of graphc.ops.functions

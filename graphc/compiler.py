@@ -75,7 +75,7 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
         fold = optimize >= 2 and passes is None if fold_lr is None else fold_lr
         scale = optimizer.seed_scale if fold else 1.0
         seed = constant(scale, dtype=loss.dtype) if scale != 1.0 else None
-        effects = optimizer.updates(params, grad(loss, params, seed=seed), seed_scale=scale)
+        effects = optimizer.updates(params, grad(loss, params, upstream=seed), seed_scale=scale)
         # an output that is a parameter is its value before the step's update, not after
         outputs = [make("copy", (o,)) if o.op.name in ("param", "state") else o
                    for o in outputs]

@@ -239,10 +239,15 @@ def test_grad_contracts():
     assert isinstance(single, list) and len(single) == 1
     feeds = {x: np.array([1.0, 2.0, 3.0]), w: np.array([4.0, 5.0, 6.0])}
     np.testing.assert_array_equal(gc.evaluate(gs, feeds)[0], feeds[x])
-    # a seed (the upstream gradient) for a non-scalar output
-    seed = gc.input("seed", (3,))
-    (dx,) = gc.grad(x * w, [x], seed=seed)
-    got = gc.compile([dx], [x, w, seed])(x=feeds[x], w=feeds[w], seed=np.array([1.0, 0, -1]))
+    # the upstream gradient of a non-scalar output
+    up = gc.input("up", (3,))
+    (dx,) = gc.grad(x * w, [x], upstream=up)
+    got = gc.compile([dx], [x, w, up])(x=feeds[x], w=feeds[w], up=np.array([1.0, 0, -1]))
+    np.testing.assert_array_equal(got[0], [4.0, 0.0, -6.0])
+    # seed=, its former name, still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="upstream="):
+        (old,) = gc.grad(x * w, [x], seed=up)
+    got = gc.compile([old], [x, w, up])(x=feeds[x], w=feeds[w], up=np.array([1.0, 0, -1]))
     np.testing.assert_array_equal(got[0], [4.0, 0.0, -6.0])
 
 
@@ -317,3 +322,22 @@ def test_integer_operands_promote_to_float64_everywhere():
         for node, g, e in zip(outputs, got, expected):
             assert np.asarray(g).dtype == node.dtype, (level, node)
             np.testing.assert_array_equal(g, e)
+
+
+def test_to_networkx_gives_the_graph_for_networkx_algorithms():
+    import networkx as nx
+
+    x, y, z = gc.input("x"), gc.input("y"), gc.input("z")
+    q = x + y
+    f = q * z * x * x
+    graph = gc.to_networkx(f)
+    assert nx.is_directed_acyclic_graph(graph)
+    assert graph.number_of_nodes() == 7  # x, y, z, +, and three products
+    assert graph.nodes[q.id]["op"] == "elementwise" and graph.nodes[q.id]["label"] == "+"
+    assert graph.nodes[x.id]["name"] == "x" and graph.nodes[x.id]["node"] is x
+    (square,) = [n for n in f.inputs if n is not z and n.inputs]  # (q*z*x)*x reads x ...
+    assert nx.has_path(graph, y.id, f.id) and not nx.has_path(graph, f.id, y.id)
+    order = list(nx.topological_sort(graph))
+    assert order.index(q.id) < order.index(f.id)
+    assert sorted(d["index"] for _, _, d in graph.in_edges(f.id, data=True)) == [0, 1]
+    assert square.id in graph

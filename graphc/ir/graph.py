@@ -1,8 +1,11 @@
-"""Walking graphs: topological order, consumers, and the leaves a set of outputs reads."""
+"""Walking graphs: topological order, consumers, the leaves a set of outputs reads, and the
+graph as networkx sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+import networkx as nx
 
 from graphc.ir.node import Node
 
@@ -62,3 +65,22 @@ def display_name(node: Node, users: list[Node]) -> str | None:
     if any(u.location == loc for u in users):
         return None
     return loc.assigned_name
+
+
+def to_networkx(outputs: Node | Iterable[Node]) -> nx.MultiDiGraph:
+    """The graph the outputs depend on, as a networkx MultiDiGraph for analysing it with
+    networkx's algorithms (paths, dominators, centrality...).
+
+    One networkx node per graph node, keyed by its ``id``, with the attributes ``node`` (the
+    graphc node itself), ``op``, ``label``, ``name``, ``shape``, ``dtype`` and ``role``; one
+    edge from each input to each node reading it, with ``index``, the input's position (so
+    ``x * x`` has two edges from x).
+    """
+    roots = [outputs] if isinstance(outputs, Node) else list(outputs)
+    graph = nx.MultiDiGraph()
+    for node in topological_order(roots):
+        graph.add_node(node.id, node=node, op=node.op.name, label=node.label, name=node.name,
+                       shape=node.shape, dtype=node.dtype, role=node.role)
+        for index, x in enumerate(node.inputs):
+            graph.add_edge(x.id, node.id, index=index)
+    return graph

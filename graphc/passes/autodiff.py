@@ -22,20 +22,29 @@ from graphc.ops.leaves import constant
 from graphc.ops.registry import make, role
 
 
-def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[Node]:
+def grad(y: Node, wrt: Sequence[Node] | Node, upstream: Node | None = None, *,
+         seed: Node | None = None) -> list[Node]:
     """The gradients of ``y`` with respect to each node of ``wrt``, as graph nodes.
 
-    ``y`` must be a scalar unless a ``seed`` (the upstream gradient, shaped like ``y``) is
-    given. A node that ``y`` does not depend on gets zeros, with a warning.
+    ``y`` must be a scalar unless ``upstream`` (the gradient flowing into ``y`` from above,
+    shaped like ``y``: a vector-Jacobian product's vector) is given. A node that ``y`` does
+    not depend on gets zeros, with a warning. ``seed=`` is the former name of ``upstream``
+    (deprecated: everywhere else in graphc a seed seeds a random generator).
     """
-    targets = _check_arguments(y, wrt, seed)
+    if seed is not None:
+        warnings.warn("grad(seed=...) is deprecated: the upstream gradient is passed as "
+                      "upstream=", DeprecationWarning, stacklevel=2)
+        if upstream is not None:
+            raise GraphcError("grad: pass the upstream gradient once, as upstream=")
+        upstream = seed
+    targets = _check_arguments(y, wrt, upstream)
     with role("backward"):
-        if seed is None:
+        if upstream is None:
             if y.shape != ():
                 raise ShapeError(f"grad: the output must be a scalar, got shape "
-                                 f"{format_shape(y.shape)}; sum it or pass seed=")
-            seed = constant(1.0, dtype=y.dtype)
-        adjoints = backpropagate(y, seed)
+                                 f"{format_shape(y.shape)}; sum it or pass upstream=")
+            upstream = constant(1.0, dtype=y.dtype)
+        adjoints = backpropagate(y, upstream)
         out = []
         for x in targets:
             g = adjoints.get(x.id)
@@ -49,9 +58,9 @@ def grad(y: Node, wrt: Sequence[Node] | Node, seed: Node | None = None) -> list[
     return out
 
 
-def _check_arguments(y: object, wrt: object, seed: object) -> list[Node]:
-    """The nodes to differentiate with respect to; a GraphcError (a ShapeError for a seed
-    of the wrong shape) names an argument that is not a graph node."""
+def _check_arguments(y: object, wrt: object, upstream: object) -> list[Node]:
+    """The nodes to differentiate with respect to; a GraphcError (a ShapeError for an
+    upstream gradient of the wrong shape) names an argument that is not a graph node."""
     if not isinstance(y, Node):
         raise GraphcError(f"grad: the output must be a graph node, got {y!r} "
                           f"({type(y).__name__})")
@@ -67,13 +76,14 @@ def _check_arguments(y: object, wrt: object, seed: object) -> list[Node]:
             raise GraphcError(f"grad: wrt[{i}] is {x!r} ({type(x).__name__}), not a graph "
                               "node; pass the inputs or parameters to differentiate with "
                               "respect to")
-    if seed is not None:
-        if not isinstance(seed, Node):
-            raise GraphcError(f"grad: seed must be a graph node shaped like the output, got "
-                              f"{seed!r} ({type(seed).__name__})")
-        if seed.shape != y.shape:
-            raise ShapeError(f"grad: the seed has shape {format_shape(seed.shape)} but the "
-                             f"output {format_shape(y.shape)}; they must be the same")
+    if upstream is not None:
+        if not isinstance(upstream, Node):
+            raise GraphcError(f"grad: upstream must be a graph node shaped like the output, "
+                              f"got {upstream!r} ({type(upstream).__name__})")
+        if upstream.shape != y.shape:
+            raise ShapeError(f"grad: the upstream gradient has shape "
+                             f"{format_shape(upstream.shape)} but the output "
+                             f"{format_shape(y.shape)}; they must be the same")
     return targets
 
 
