@@ -385,3 +385,28 @@ def test_without_dot_the_source_is_written_and_the_error_says_how_to_install(
         render_steps(example.outputs, example.feeds, tmp_path / "frame")
     assert sorted(p.name for p in tmp_path.glob("frame-*.dot")) == ["frame-01.dot",
                                                                     "frame-02.dot"]
+
+
+# --- notebooks -------------------------------------------------------------------------------
+@needs_dot
+def test_nodes_and_lists_of_nodes_show_their_graph_and_nothing_else_changes():
+    from graphc.render import notebook
+
+    example = lecture("add_mul")
+    (f,) = example.outputs
+    assert "<svg" in notebook.node_svg(f) and "<svg" in notebook.node_svg(example.outputs)
+    assert notebook.node_svg([1, 2]) is None and notebook.node_svg([]) is None
+
+    class Formatter:
+        def __init__(self):
+            self.types = {}
+
+        def for_type(self, kind, function):
+            self.types[kind] = function
+
+    class Shell:
+        display_formatter = type("Display", (), {"formatters": {"image/svg+xml": Formatter()}})
+
+    shell = Shell()
+    assert notebook.register(shell)
+    assert shell.display_formatter.formatters["image/svg+xml"].types[gc.Node] is notebook.node_svg

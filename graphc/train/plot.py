@@ -4,6 +4,7 @@ extra: ``pip install 'graphc[plot]'``), which is imported only here and only whe
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from graphc.errors import GraphcError
@@ -53,4 +54,19 @@ def plot_history(history: History, path: str | os.PathLike | None = None) -> Fig
     accuracy.xaxis.set_major_locator(MaxNLocator(integer=True))
     if path is not None:
         fig.savefig(os.fspath(path), dpi=150)
+    _show_in_notebooks(Figure)
     return fig
+
+
+def _show_in_notebooks(figure_class: type) -> None:
+    """In a running IPython, have a Figure made without pyplot display as a PNG (what
+    ``%matplotlib inline`` registers for pyplot's figures), so ``trainer.plot()`` as a
+    cell's last line shows its curves, once."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    from IPython.core.pylabtools import print_figure
+
+    png = shell.display_formatter.formatters["image/png"]
+    png.for_type(figure_class, lambda fig: print_figure(fig, "png"))
