@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 
 from graphc.example import Example, load_example
+from graphc.ir.graph import topological_order
 from graphc.render.draw import render
 from graphc.render.stages import STAGES
 from graphc.render.steps import render_steps
@@ -29,7 +30,9 @@ numbers) or rounded boxes with their shape. Each arrow from u to its consumer ca
 value in green above and the gradient of the output with respect to u in red below. A
 dot where a value fans out marks the branch: the arrow into it carries the gradient as the
 sum of the branches. In the autodiff stage the nodes `gc.grad` builds are red; in the
-optimized stage a fused node is labelled with its expression.
+optimized stage a fused node is labelled with its expression. Numbers are written as on the
+slides (two decimals: 0.73, -0.20, 1.37); an op assigned to a variable (`q = x + y`) is
+named on its arrows.
 
 The snippets below start from
 
@@ -76,15 +79,21 @@ def _section(path: str, example: Example, folder: str, docs: str) -> tuple[str, 
              f"{source.rstrip()}\n```\n"]
     if feeds is None:
         parts.append("\nThe example gives no feeds, so its figures show shapes, not values.\n")
+    network = any(n.op.name == "param" for n in topological_order(example.outputs))
+    if network:
+        parts.append("\nA network, drawn as `graphc render` draws one: each layer one box, in "
+                     "the direction that keeps the figure within 3:1.\n")
+    shape = {"collapse": "layers", "rankdir": "auto"} if network else {}
+    shape_args = "".join(f", {k}=\"{v}\"" for k, v in shape.items())
     files = []
     for stage in STAGES:
         figure = os.path.join(folder, f"{stem}-{stage}.svg")
-        render(example.outputs, feeds, path=figure, stage=stage)
+        render(example.outputs, feeds, path=figure, stage=stage, **shape)
         files.append(figure)
         feeds_arg = "example.feeds" if feeds is not None else "None"
         parts.append(f"\n### {STAGE_TEXT[stage]}\n\n```python\nexample = load_example("
                      f"\"{path}\")\nrender(example.outputs, {feeds_arg}, "
-                     f"path=\"{figure}\", stage=\"{stage}\")\n```\n\n"
+                     f"path=\"{figure}\", stage=\"{stage}\"{shape_args})\n```\n\n"
                      f"![{stem}, {stage}]({os.path.relpath(figure, docs)})\n")
     if feeds is not None:
         frames = render_steps(example.outputs, feeds, os.path.join(folder, f"{stem}-step"))
