@@ -194,7 +194,7 @@ def _expression(node: Node, names: dict[int, str], depth: int) -> sp.Basic:
     if name:
         return sp.Symbol(name)
     if node.op.name == "constant" and node.shape == ():
-        return sp.sympify(node.value.item())
+        return sp.sympify(node.array.item())
     if node.op.name != "elementwise" or depth == 0:
         return sp.Symbol(_display(node.label) if node.inputs else "…")
     inner = {arg(i): _expression(x, names, depth - 1) for i, x in enumerate(node.inputs)}

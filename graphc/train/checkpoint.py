@@ -82,7 +82,7 @@ def digest(entries: Mapping[str, np.ndarray]) -> str:
 def os_error(path: str, doing: str, err: OSError) -> CheckpointError:
     """A CheckpointError for an OSError met while ``doing`` something to ``path``: the path,
     the action, and the errno's meaning and name (``No space left on device (ENOSPC)``)."""
-    if err.errno in errno.errorcode:
+    if err.errno is not None and err.errno in errno.errorcode:
         reason = f"{os.strerror(err.errno)} ({errno.errorcode[err.errno]})"
     else:
         reason = f"{type(err).__name__}: {err}"

@@ -113,7 +113,7 @@ class SGD(Optimizer):
     ``W -= d_W``. Nesterov needs a momentum and no dampening, as in torch.
     """
 
-    fields = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    fields: ClassVar[tuple[str, ...]] = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
     def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False) -> None:
