@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from graphc.backend.program import atomic_write
 from graphc.errors import CheckpointError
+from graphc.files import atomic_write
 
 #: Version of the layout below; a reader refuses other versions.
 FORMAT = 1

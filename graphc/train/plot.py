@@ -12,7 +12,7 @@ from graphc.errors import GraphcError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from graphc.train.trainer import History
+    from graphc.train.history import History
 
 
 def plot_history(history: History, path: str | os.PathLike | None = None) -> Figure:

@@ -32,43 +32,21 @@ from typing import Any
 
 import numpy as np
 
-from graphc.backend.program import atomic_write
 from graphc.compiler import compile
 from graphc.data.dataset import Dataset
 from graphc.errors import CheckpointError
+from graphc.files import atomic_write
 from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 from graphc.losses import accuracy
 from graphc.train import checkpoint
 from graphc.train.checkpoint import CheckpointWarning
 from graphc.train.console import LOGGER
+from graphc.train.history import EpochResult, History
 from graphc.train.optimizers import Optimizer
+from graphc.train.plot import plot_history
 
 log = LOGGER.getChild("train")
-
-
-@dataclass
-class EpochResult:
-    """One epoch: its number (from 1), mean training loss, validation loss and accuracy
-    (None without validation data or ``scores``) and the seconds it took."""
-
-    epoch: int
-    loss: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-
-
-@dataclass
-class History:
-    """What a Trainer's runs recorded: every epoch's result (those of a resumed run's earlier
-    epochs included, from its checkpoint), and the training loss of every step this Trainer
-    ran, by global step number (from 1)."""
-
-    epochs: list[EpochResult] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    steps_per_epoch: int = 0  # minibatches in an epoch of the last fit (0 before any)
 
 
 class TrainerWarning(UserWarning):
@@ -220,8 +198,6 @@ class Trainer:
         validation accuracy on the right; write it to ``path`` (its extension picks the
         format: .png, .pdf, .svg) when given. Returns the matplotlib Figure, which a
         notebook shows."""
-        from graphc.train.plot import plot_history
-
         return plot_history(self.history, path)
 
     def _feeds(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
