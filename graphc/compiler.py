@@ -11,13 +11,12 @@ from graphc.backend.printer import CodeOptions, Signature, header_for, print_mod
 from graphc.backend.program import Program, StageCode
 from graphc.errors import GraphcError, ShapeError
 from graphc.feeds import FeedPlan, leaf_name
-from graphc.ir.graph import consumers, display_name, topological_order
+from graphc.ir.graph import Graph, consumers, display_name, topological_order
 from graphc.ir.node import Node
 from graphc.ir.shapes import format_shape
 from graphc.ops.leaves import constant
 from graphc.ops.registry import make
 from graphc.passes.autodiff import grad
-from graphc.passes.graph import Graph
 from graphc.passes.pipeline import Stage, pass_names, run_pipeline
 from graphc.passes.stabilize import stabilize
 

@@ -18,7 +18,7 @@ import graphc as gc
 from graphc.backend import numerics
 from graphc.ops.elementwise import arg
 from graphc.passes import pipeline
-from graphc.passes.graph import clone, rewrite
+from graphc.passes.rewriting import clone, rewrite
 
 LEVELS = [0, 1, 2, 3]
 

@@ -7,10 +7,9 @@ import pytest
 import sympy as sp
 
 import graphc as gc
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import Graph, topological_order
 from graphc.passes.cse import cse
 from graphc.passes.fuse import fuse_elementwise
-from graphc.passes.graph import Graph
 from graphc.passes.pipeline import LEVELS, PASSES, pass_names
 from graphc.passes.simplify import simplify
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.ir.graph import Graph
 from graphc.ops import functions as F
 from graphc.ops.elementwise import arg
-from graphc.passes.graph import Graph
 from graphc.passes.stabilize import stabilize
 
 

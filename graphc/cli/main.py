@@ -40,9 +40,8 @@ def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | N
     """What ``emit`` shows: the training step of a trainable example; otherwise the outputs
     and the gradients of the first output with respect to every input and parameter."""
     from graphc.compiler import compile
-    from graphc.ir.graph import topological_order
+    from graphc.ir.graph import Graph, topological_order
     from graphc.passes.autodiff import grad
-    from graphc.passes.graph import Graph
     from graphc.passes.stabilize import stabilize
 
     if example.trainable:
@@ -385,14 +384,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def user_error(err: Exception, example_path: str | None) -> str | None:
     """The message of an error that is the user's to fix, None for a bug in graphc: a
-    graphc error; a file that cannot be read or written; any exception raised in the
-    example's own code (named by file and line)."""
+    graphc error; a missing optional dependency (whose message says what to install); a
+    file that cannot be read or written; any exception raised in the example's own code
+    (named by file and line)."""
     if example_path is not None and not isinstance(err, GraphcError) and any(
             os.path.abspath(f.filename) == os.path.abspath(example_path)
             for f in traceback.extract_tb(err.__traceback__)):
         return describe_exception(err, example_path)
     if isinstance(err, GraphcError):
         return str(err)
+    if isinstance(err, ImportError) and "pip install" in str(err):
+        return str(err)  # an optional dependency missing, with the extra that brings it
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror or err}"
     return None

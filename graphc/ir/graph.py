@@ -1,15 +1,32 @@
-"""Walking graphs: topological order, consumers, the leaves a set of outputs reads, and the
-graph as networkx sees it."""
+"""Graphs: what a program computes (``Graph``: outputs and effects), walking them
+(topological order, consumers, the leaves outputs read), and the graph as networkx sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import networkx as nx
 
 from graphc.ir.node import Node
 
 LEAF_OPS = ("input", "param", "constant", "state")
+
+
+@dataclass(frozen=True)
+class Graph:
+    """What a program computes: ``outputs`` it returns and ``effects`` it performs."""
+
+    outputs: tuple[Node, ...]
+    effects: tuple[Node, ...] = ()
+
+    @property
+    def roots(self) -> tuple[Node, ...]:
+        return self.outputs + self.effects
+
+    def nodes(self) -> list[Node]:
+        """Every node the roots depend on, in topological order (dead code is never here)."""
+        return topological_order(self.roots)
 
 
 def topological_order(outputs: Iterable[Node]) -> list[Node]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from graphc.ir.graph import Graph
 from graphc.ir.node import Node
 from graphc.ops.conv import columns_input, columns_kernel, sharing_columns
-from graphc.passes.graph import Graph, replacing, rewrite
+from graphc.passes.rewriting import replacing, rewrite
 
 
 def _key(node: Node):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from graphc.ir.graph import consumers
+from graphc.ir.graph import Graph, consumers
 from graphc.ir.node import Node
 from graphc.ops.elementwise import arg, faithful
-from graphc.passes.graph import Graph, clone, rewrite
+from graphc.passes.rewriting import clone, rewrite
 
 FUSIBLE = ("elementwise", "assign")
 

@@ -19,13 +19,13 @@ import warnings
 import numpy as np
 import sympy as sp
 
-from graphc.ir.graph import consumers
+from graphc.ir.graph import Graph, consumers
 from graphc.ir.node import Node
 from graphc.ir.shapes import sizes_of
 from graphc.ops.blas import numpy_blas_found
 from graphc.ops.elementwise import arg
 from graphc.ops.state import gemm_update
-from graphc.passes.graph import Graph, replacing, rewrite
+from graphc.passes.rewriting import replacing, rewrite
 
 #: Targets with fewer elements keep ``W -= d_W``: a gemm call through ctypes costs about
 #: 10 microseconds of Python, more than NumPy's pass over a small matrix saves.

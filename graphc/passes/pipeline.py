@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from graphc.ir.graph import Graph
 from graphc.passes.cse import cse
 from graphc.passes.fuse import fuse_elementwise
 from graphc.passes.gemm import gemm
-from graphc.passes.graph import Graph
 from graphc.passes.simplify import simplify
 from graphc.passes.stabilize import stabilize
 

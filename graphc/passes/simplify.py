@@ -13,13 +13,14 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from graphc.ir.graph import Graph
 from graphc.ir.node import Node
 from graphc.ops import functions as F
 from graphc.ops.api import multiply
 from graphc.ops.elementwise import keeps_domain
 from graphc.ops.leaves import constant
 from graphc.ops.registry import make
-from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
+from graphc.passes.rewriting import apply_rewrites, clone, replacing
 
 #: Expressions larger than this (in SymPy operations) are left as they are: simplify's cost
 #: grows quickly with size, and compile time must stay linear in the number of layers.

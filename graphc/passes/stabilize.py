@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sympy as sp
 
+from graphc.ir.graph import Graph
 from graphc.ir.node import Node
 from graphc.ops.elementwise import arg
 from graphc.ops.nn import sharing_log_probabilities
 from graphc.ops.registry import make
 from graphc.ops.stable_forms import may_match, stable_form
 from graphc.passes.fuse import merge
-from graphc.passes.graph import Graph, apply_rewrites, clone, replacing
+from graphc.passes.rewriting import apply_rewrites, clone, replacing
 
 #: How many levels of elementwise inputs a pattern may span (log(1 + exp(u)) spans three).
 LOOK_THROUGH = 4

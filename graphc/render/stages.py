@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import Graph, topological_order
 from graphc.ir.node import Node
 from graphc.passes.autodiff import grad
-from graphc.passes.graph import Graph
 from graphc.passes.pipeline import LEVELS, run_pipeline
 from graphc.render.values import objective
 

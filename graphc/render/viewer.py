@@ -30,11 +30,10 @@ import sympy as sp
 
 from graphc.compiler import compile
 from graphc.feeds import resolve_feeds
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import Graph, topological_order
 from graphc.ir.node import Node
 from graphc.ops.elementwise import local_derivative
 from graphc.passes.autodiff import grad
-from graphc.passes.graph import Graph
 from graphc.passes.stabilize import stabilize
 from graphc.render import style
 from graphc.render.collapse import Collapse, group_nodes

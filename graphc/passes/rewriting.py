@@ -1,30 +1,12 @@
-"""The unit passes work on: a program's outputs and its effects (in-place updates), and the
-helper that rebuilds a graph bottom-up with local rewrites."""
+"""How passes rewrite a graph: the helper that rebuilds it bottom-up with local rewrites, and
+the small functions a rewrite makes its replacement nodes with."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from graphc.ir.graph import topological_order
+from graphc.ir.graph import Graph
 from graphc.ir.node import Node
-
-
-@dataclass(frozen=True)
-class Graph:
-    """What a program computes: ``outputs`` it returns and ``effects`` it performs."""
-
-    outputs: tuple[Node, ...]
-    effects: tuple[Node, ...] = ()
-
-    @property
-    def roots(self) -> tuple[Node, ...]:
-        return self.outputs + self.effects
-
-    def nodes(self) -> list[Node]:
-        """Every node the roots depend on, in topological order (dead code is never here)."""
-        return topological_order(self.roots)
-
 
 #: ``local(node, original)``: a replacement for ``node`` (the rewritten copy of ``original``,
 #: reading already rewritten inputs), or None to keep it.
