@@ -67,10 +67,15 @@ def test_a_mistake_in_an_example_is_one_message_with_its_file_and_line(tmp_path,
 def test_a_missing_extra_says_which_one_to_install(tmp_path, capsys, monkeypatch):
     path = broken(tmp_path, "import graphc as gc\n",
                   "import graphc as gc\nfrom sklearn.datasets import load_digits as _\n")
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if scikit-learn were not installed
+    for module in ("sklearn", "sklearn.datasets"):  # as if scikit-learn were not installed
+        monkeypatch.setitem(sys.modules, module, None)
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path.name}:{line_of(path, 'sklearn')}: ModuleNotFoundError" in err
+    assert "pip install 'graphc[data]'" in err and "Traceback" not in err
+    assert main(["train", "mlp_digits"]) == 2  # graphc.data.load_digits finds it missing
+    err = capsys.readouterr().err
+    assert err.startswith("graphc train: load_digits needs scikit-learn")
     assert "pip install 'graphc[data]'" in err and "Traceback" not in err
 
 
