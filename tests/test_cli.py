@@ -157,7 +157,8 @@ def test_emit_stage_prints_the_code_after_that_pass(capsys, stage, written_as):
 def test_emit_stage_gemm_implies_the_gemm_pipeline(capsys):
     assert main(["emit", example("mlp_digits.py"), "--stage", "gemm"]) == 0
     code = capsys.readouterr().out
-    assert "(stage gemm of -O 3: stabilize, cse, fuse, simplify, gemm)" in code.splitlines()[0]
+    assert ("(stage gemm of -O 3: stabilize, fold_lr, cse, fuse, simplify, gemm)"
+            in code.splitlines()[0])
     assert main(["emit", example("mlp_digits.py"), "--stage", "gemm", "-O", "3"]) == 0
     assert capsys.readouterr().out == code
 
@@ -168,7 +169,7 @@ def test_emit_stage_lists_its_choices(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'fusion'" in err
-    for stage in ("source", "stabilize", "cse", "fuse", "simplify", "gemm", "memory"):
+    for stage in ("source", "stabilize", "fold_lr", "cse", "fuse", "simplify", "gemm", "memory"):
         assert f"'{stage}'" in err
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import graphc as gc
 from graphc.backend.memory import plan_memory
-from graphc.compiler import _schedule
+from graphc.backend.schedule import schedule_of as _schedule
 
 RNG = np.random.default_rng(20240)
 

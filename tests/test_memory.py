@@ -15,7 +15,7 @@ from helpers import CODEGEN_RTOL, assert_close, labels_for, run
 import graphc as gc
 from graphc.backend.inplace import OUT, lower
 from graphc.backend.memory import live_until, plan_memory
-from graphc.compiler import _schedule
+from graphc.backend.schedule import schedule_of as _schedule
 from graphc.ops.elementwise import arg
 from graphc.ops.functions import step
 

@@ -9,22 +9,24 @@ import hashlib
 import html
 import linecache
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeGuard
 
 import numpy as np
 import sympy as sp
 
-from graphc.backend.memory import MemoryPlan, bytes_of
+from graphc.backend.memory import MemoryPlan, bytes_of, plan_memory
 from graphc.backend.numerics import CheckedModule, NumericsCheck
-from graphc.backend.printer import Signature
+from graphc.backend.printer import CodeOptions, Signature, print_module
+from graphc.backend.schedule import schedule_of, signature_of
 from graphc.errors import FeedError
 from graphc.feeds import Dims, FeedPlan, Feeds, describe, leaf_name, resolve_feeds
 from graphc.files import atomic_write
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops.elementwise import arg
+from graphc.passes.pipeline import Stage
 
 
 @dataclass(frozen=True)
@@ -52,25 +54,45 @@ class Program:
     backend.numerics, which names the declared node behind a NaN or Inf (and needs
     ``stage_code``); without it, a call runs the generated code and nothing else."""
 
-    def __init__(self, source: str, signature: Signature, outputs: Sequence[Node],
-                 stages: list, names: dict[int, str], standalone, *, feed_plan: FeedPlan,
-                 stage_code: Callable[[Any, bool], StageCode] | None = None,
-                 check_numerics: bool = False) -> None:
-        self.source = source
-        self.signature = signature
-        self.outputs = list(outputs)
-        self.stages = stages
-        self.names = names
-        self._standalone = standalone
-        self._stage_code = stage_code
-        self._fn = load(source)["main"]
-        self._by_name = {leaf_name(n): n for n in signature.inputs}
+    def __init__(self, stages: Sequence[Stage], inputs: Sequence[Node], *, header: str,
+                 options: CodeOptions, feed_plan: FeedPlan, planned: bool) -> None:
+        """The program of the last of ``stages`` (the pipeline's graphs, from the graph as
+        built), taking ``inputs``; ``planned``: its arrays live in buffers the memory plan
+        allocates once (graphc.backend.memory). A program is data: its stages, schedule,
+        signature and plan, from which it prints its module (and, for ``report``, ``save``
+        and check_numerics, the module of any stage, or the standalone one)."""
+        self.stages = list(stages)
+        self.inputs = list(inputs)
+        self.header = header
+        self.options = options
+        self.planned = planned
+        final = self.stages[-1].graph
+        self.schedule = schedule_of(final)
+        self.signature = signature_of(self.inputs, self.schedule, feed_plan)
+        self.plan = plan_memory(self.schedule, final.outputs) if planned else None
+        self.outputs = list(final.outputs)
+        self.source, self.names = print_module(self.schedule, final.outputs, self.signature,
+                                               header, options, self.plan)
+        self._fn = load(self.source)["main"]
+        self._by_name = {leaf_name(n): n for n in self.signature.inputs}
         self._feed_plan = feed_plan
-        self.params = Params(signature)
+        self.params = Params(self.signature)
         self._numerics: NumericsCheck | None = None
-        if check_numerics:
-            program = CheckedModule(self._fn, source, signature, names, stages[-1].graph.nodes())
-            self._numerics = NumericsCheck(program, stages, self._checked_stage)
+        if options.check_numerics:
+            program = CheckedModule(self._fn, self.source, self.signature, self.names,
+                                    final.nodes())
+            self._numerics = NumericsCheck(program, self.stages, self._checked_stage)
+
+    def stage_code(self, stage: Stage, planned: bool) -> StageCode:
+        """The module as printed from one stage's graph, with buffers where ``planned``
+        (``report``, and the reference program of check_numerics)."""
+        order = schedule_of(stage.graph)
+        plan = plan_memory(order, stage.graph.outputs) if planned else None
+        signature = signature_of(self.inputs, order, self._feed_plan)
+        code, names = print_module(order, stage.graph.outputs, signature, self.header,
+                                   self.options, plan)
+        return StageCode(stage.name, len(stage.graph.nodes()), code, order, plan, signature,
+                         names)
 
     # --- running ---
     def __call__(self, /, **feeds: Any) -> list[np.ndarray]:
@@ -79,11 +101,9 @@ class Program:
             return self._numerics(args)
         return self._fn(*args, *(n.value for n in self.signature.owned))
 
-    def _checked_stage(self, stage: Any) -> CheckedModule:
+    def _checked_stage(self, stage: Stage) -> CheckedModule:
         """A stage's graph printed one statement per node with its checks, and loaded."""
-        if self._stage_code is None:
-            raise ValueError("a Program checks numerics only with its stage_code")
-        code = self._stage_code(stage, False)
+        code = self.stage_code(stage, False)
         return CheckedModule(load(code.source)["main"], code.source, code.signature,
                              code.names, stage.graph.nodes())
 
@@ -130,7 +150,9 @@ class Program:
         arrays = {self.names[n.id]: n.array for n in self.signature.owned}
         # mypy matches **arrays to savez's allow_pickle: bool too; every key here is an array's
         atomic_write(path[:-3] + ".npz", lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
-        source = self._standalone(".npz")
+        options = replace(self.options, standalone_params=".npz")
+        source = print_module(self.schedule, self.outputs, self.signature, self.header, options,
+                              self.plan)[0]
         atomic_write(path, lambda f: f.write(source.encode()))
 
     def report(self, print: bool = True, **dims: int) -> str:  # noqa: A002
@@ -140,14 +162,12 @@ class Program:
         view or an update in place) and their bytes with the named dims bound by ``dims``
         (``report(batch=32)``), and the bytes of the memory plan's buffers, all allocated
         once. Printed, and returned (``print=False`` only returns it)."""
-        if self._stage_code is None:
-            raise ValueError("report: this program was not made by gc.compile")
         rows = [["stage", "nodes", "numpy calls", "arrays allocated", "bytes allocated",
                  "buffer bytes"]]
         planned = False
         for stage in self.stages:
             planned = planned or stage.name == "memory"
-            code = self._stage_code(stage, planned)
+            code = self.stage_code(stage, planned)
             count, size = _allocations(code, dims)
             peak = code.plan.peak_bytes(dims) if code.plan and _bound(code.plan, dims) else None
             rows.append([code.name, str(code.nodes), str(_numpy_calls(code.source)), str(count),

@@ -39,21 +39,12 @@ INTERRUPTED = 130
 def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | None = None):
     """What ``emit`` shows: the training step of a trainable example; otherwise the outputs
     and the gradients of the first output with respect to every input and parameter."""
-    from graphc.compiler import compile
-    from graphc.ir.graph import Graph, topological_order
-    from graphc.passes.autodiff import grad
-    from graphc.passes.stabilize import stabilize
+    from graphc.compiler import compile, with_gradients
 
     if example.trainable:
         return compile(example.outputs, example.input_nodes, optimizer=example.optimizer,
                        optimize=optimize, passes=passes)
-    outputs = list(example.outputs)
-    if optimize and passes is None:
-        outputs = list(stabilize(Graph(tuple(outputs))).outputs)  # derive from the stable form
-    if outputs[0].shape == ():
-        wrt = [n for n in topological_order(outputs[:1])
-               if n.op.name in ("input", "param") and n.dtype.kind == "f"]
-        outputs += grad(outputs[0], wrt)
+    outputs = with_gradients(example.outputs, stabilized=bool(optimize) and passes is None)
     return compile(outputs, example.input_nodes, optimize=optimize, passes=passes)
 
 

@@ -1,5 +1,8 @@
 """The ordered pass pipeline. Each pass is a named function Graph -> Graph; ``optimize``
-levels pick a prefix of the pipeline, and ``passes=[...]`` picks any list by name."""
+levels pick a prefix of the pipeline, and ``passes=[...]`` picks any list by name. Two names
+mark where something other than a rewrite happens, so that a list says all that a level
+does: ``fold_lr`` (the step is built with the learning rate in backpropagation's seed) and
+``memory`` (the backend plans buffers); their functions return the graph unchanged."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from graphc.passes.stabilize import stabilize
 
 Pass = Callable[[Graph], Graph]
 
+
 def memory(graph: Graph) -> Graph:
     """Not a rewrite: the point of the pipeline from which the backend plans buffers
     (``graphc.backend.memory.plan_memory``); named in the list so that ``passes=[...]`` and
@@ -22,9 +26,17 @@ def memory(graph: Graph) -> Graph:
     return graph
 
 
+def fold_lr(graph: Graph) -> Graph:
+    """Not a rewrite: named in a pass list, it has ``gc.compile`` seed backpropagation with
+    an SGD learning rate when it builds the step (graphc.compiler.build_step), since that
+    changes how the gradients are derived; its stage is the graph as built that way."""
+    return graph
+
+
 #: Every pass by name, in pipeline order.
 PASSES: dict[str, Pass] = {
     "stabilize": stabilize,
+    "fold_lr": fold_lr,
     "cse": cse,
     "fuse": fuse_elementwise,
     "simplify": simplify,
@@ -35,8 +47,8 @@ PASSES: dict[str, Pass] = {
 LEVELS: dict[int, tuple[str, ...]] = {
     0: (),
     1: ("stabilize", "cse"),
-    2: ("stabilize", "cse", "fuse", "simplify", "memory"),
-    3: ("stabilize", "cse", "fuse", "simplify", "gemm", "memory"),
+    2: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "memory"),
+    3: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "gemm", "memory"),
 }
 
 
