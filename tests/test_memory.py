@@ -6,6 +6,8 @@ overwrites, and must reuse buffers."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import re
 
 import numpy as np
 import pytest
@@ -13,11 +15,13 @@ import sympy as sp
 from helpers import CODEGEN_RTOL, assert_close, labels_for, run
 
 import graphc as gc
-from graphc.backend.inplace import OUT, lower
+from graphc.backend import memory, printer
 from graphc.backend.memory import live_until, plan_memory
 from graphc.backend.schedule import schedule_of as _schedule
+from graphc.ir.node import OPS
 from graphc.ops.elementwise import arg
 from graphc.ops.functions import step
+from graphc.ops.inplace import OUT, lower
 
 UNARY = [gc.tanh, gc.sigmoid, gc.relu, gc.softplus, gc.abs, gc.square, gc.exp,
          lambda x: -x, lambda x: gc.leaky_relu(x, 0.1), lambda x: gc.elu(x, 0.5),
@@ -288,3 +292,13 @@ def test_planned_softmax_log_softmax_and_one_hot(axis) -> None:
         xv, lv = 10 * rng.standard_normal((batch, 5)), labels_for(rng, batch, 5)
         assert_close(prog(x=xv, labels=lv)[0], gc.evaluate([y], {x: xv, labels: lv})[0],
                      rtol=CODEGEN_RTOL)
+
+
+def test_neither_the_printer_nor_the_planner_names_an_op() -> None:
+    """Ops declare what their code writes into (``Op.storage``) and which input they update
+    in place (``Op.updates``): the printer and the memory planner compare no op's name."""
+    ops = "|".join(sorted(OPS))
+    for module in (printer, memory):
+        source = inspect.getsource(module)
+        assert "op.name" not in source, module.__name__
+        assert not re.search(rf"[\"']({ops})[\"']", source), module.__name__

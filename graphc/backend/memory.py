@@ -2,18 +2,22 @@
 
 Temporaries cost page faults, not arithmetic (see performance-notes.md): a NumPy step that
 allocates its intermediates afresh at every call spends much of its time in the allocator.
-The plan gives every matrix product, every elementwise node (fused expression or in-place
-update) and every op that declares its scratch arrays (``Op.scratch``: convolutions, pools,
-softmax, one_hot) a buffer that the generated module allocates once and reuses at every call.
+Every op whose code can write into arrays it is given says so, and what else it needs, through
+``Op.storage`` (matrix products, fused elementwise expressions and in-place updates as ufunc
+calls with ``out=``, sums over the batch as products with a ones array, convolutions, pools,
+softmax, one_hot); the plan gives each such node a buffer that the generated module allocates
+once and reuses at every call, and the scratch and constant arrays its storage lists.
 
 Liveness runs over the final schedule. A node's value is live until its last reader has run;
 a reader whose result may be a view of its input (``x.T``, ``reshape``, ``broadcast_to``)
 extends the life of that input to its own last reader. A buffer returns to the pool of its
 shape and dtype once the value in it is dead, so the next node of that shape writes into it.
-An elementwise node may write straight over an input that dies at that node where the order
-of its ufunc calls allows (``np.multiply(d_h1, mask, out=d_h1)``). Program outputs, and
-values that live to the end of the step, never get a buffer: the caller keeps them, and the
-next call would overwrite a buffer. Parameters and optimizer state are updated in place.
+A node may write straight over an input that dies at that node where its storage allows
+(``Storage.overwrites``: for an elementwise node, where the order of its ufunc calls allows,
+``np.multiply(d_h1, mask, out=d_h1)``). Program outputs, and values that live to the end of
+the step, never get a buffer: the caller keeps them, and the next call would overwrite a
+buffer. Parameters and optimizer state are updated in place
+(``Op.updates``).
 
 The pass in the pipeline (``memory``) leaves the graph as it is: buffers belong to the
 statement order, so ``plan_memory`` runs on the schedule the backend prints.
@@ -22,15 +26,13 @@ statement order, so ``plan_memory`` runs on the schedule the backend prints.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import sympy as sp
 
-from graphc.backend.inplace import Lowering, lower
-from graphc.ir.node import Node
+from graphc.ir.node import Node, Storage
 from graphc.ir.shapes import Shape
-from graphc.ops.elementwise import arg
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,24 @@ class Buffer:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a node's statement writes: ``out`` (a buffer index, or None when an in-place
-    update writes straight into its target), its scratch buffers, and for elementwise
-    nodes and updates the ufunc steps (None for a matrix product)."""
+    """Where a node's statement writes: ``out`` (a buffer index, or None when the node
+    writes straight into the input it updates, ``Op.updates``), a buffer for each array of
+    its ``storage`` (scratch from the pools, constants shared), and that storage, the one of
+    the op's ways (``Op.storage``) the plan chose."""
 
     out: int | None
-    temps: tuple[int, ...] = ()
-    lowering: Lowering | None = None
-    #: The constant buffer the statement reads: zeros for relu, ones for a batch sum.
-    constant: int | None = None
+    arrays: tuple[int, ...] = ()
+    storage: Storage = Storage()
+
+    @property
+    def temps(self) -> tuple[int, ...]:
+        """The scratch buffers: free again once the statement has run."""
+        return tuple(b for b, a in zip(self.arrays, self.storage.arrays) if a.fill is None)
+
+    @property
+    def lowering(self) -> Any:
+        """The op's own plan of its code (an elementwise node's ufunc steps), or None."""
+        return self.storage.detail
 
 
 @dataclass
@@ -89,13 +100,6 @@ def bytes_of(shape: Shape, dtype: np.dtype, dims: Mapping[str, int]) -> int:
     for d in shape:
         size *= dims[d] if isinstance(d, str) else d
     return size * np.dtype(dtype).itemsize
-
-
-def is_batch_sum(node: Node) -> bool:
-    """A sum of a float matrix over its rows (a bias gradient): computed as ones @ g, which
-    BLAS does two to three times faster than ``g.sum(axis=0)``."""
-    return (node.op.name == "sum" and node.inputs[0].ndim == 2 and node.attrs["axes"] == (0,)
-            and not node.attrs["keepdims"] and node.inputs[0].dtype == node.dtype)
 
 
 def live_until(schedule: Sequence[Node], outputs: Sequence[Node]) -> dict[int, int]:
@@ -132,22 +136,25 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
         return len(plan.buffers) - 1
 
     for i, node in enumerate(schedule):
-        placement = _place(node, i, last, holder, take)
-        if placement is not None:
-            if placement.lowering is not None and placement.lowering.uses_zeros:
-                placement = replace(placement,
-                                    constant=plan.constant(node.shape, node.dtype, 0))
-            elif node.op.name == "sum":
-                rows = node.inputs[0].shape[:1]
-                placement = replace(placement, constant=plan.constant(rows, node.dtype, 1))
-            plan.placements[node.id] = placement
-            dies_at.setdefault(i, []).extend(placement.temps)
-            if placement.out is not None and node.op.name != "assign":
-                holder[node.id] = placement.out
-                held_by.setdefault(placement.out, set()).add(node.id)
-                dies_at.setdefault(max(last[node.id], i), []).append(placement.out)
-            elif placement.out is not None:
-                dies_at.setdefault(i, []).append(placement.out)
+        chosen = _choose(node, i, last, holder)
+        if chosen is None:
+            continue
+        storage, out = chosen
+        avoid = {holder[x.id] for x in node.inputs if x.id in holder}
+        if out == _NEW:
+            out = take(node.shape, node.dtype, avoid)
+        scratch = [a for a in storage.arrays if a.fill is None]
+        temps = iter([take(a.shape, a.dtype, avoid | {out}) for a in scratch])
+        arrays = tuple(next(temps) if a.fill is None else plan.constant(a.shape, a.dtype, a.fill)
+                       for a in storage.arrays)
+        placement = plan.placements[node.id] = Placement(out, arrays, storage)
+        dies_at.setdefault(i, []).extend(placement.temps)
+        if out is not None and node.op.updates(node) is None:
+            holder[node.id] = out
+            held_by.setdefault(out, set()).add(node.id)
+            dies_at.setdefault(max(last[node.id], i), []).append(out)
+        elif out is not None:  # an update computed into a scratch buffer, then applied
+            dies_at.setdefault(i, []).append(out)
         for k in dict.fromkeys(dies_at.pop(i, [])):
             alive = {n for n in held_by.get(k, ()) if last[n] > i}
             held_by[k] = alive  # each holder is dropped once: linear in the schedule
@@ -157,49 +164,27 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
     return plan
 
 
-def _place(node: Node, i: int, last: dict[int, int], holder: dict[int, int], take) -> \
-        Placement | None:
-    """The placement of one node, taking buffers from the pools; None for a plain statement."""
+#: ``_choose``'s answer for an output that needs a buffer of its own from the pools.
+_NEW = "new"
+
+
+def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int]) -> \
+        tuple[Storage, int | str | None] | None:
+    """The storage a node writes with and where its output goes: into the input it
+    updates (None), over the buffer of an input that dies at this node, or into a new
+    buffer (``_NEW``); None for a plain statement (the op declares no storage, or the value
+    is an output, a scalar or not a float)."""
     if last[node.id] >= len(last) or not node.shape or node.dtype.kind != "f":
         return None
-    inputs_held = {holder[x.id] for x in node.inputs if x.id in holder}
-    scratch = node.op.scratch(node)
-    if scratch is not None:  # the op writes into its buffer and scratch itself
-        out = take(node.shape, node.dtype, inputs_held)
-        temps = tuple(take(shape, dtype, inputs_held | {out}) for _, shape, dtype in scratch)
-        return Placement(out, temps)
-    if node.op.name == "matmul" or is_batch_sum(node):
-        return Placement(take(node.shape, node.dtype, inputs_held))
-    if node.op.name not in ("elementwise", "assign"):
+    ways = node.op.storage(node)
+    if not ways:
         return None
-    k = 1 if node.op.name == "assign" else 0
-    values = node.inputs[k:]
-    if any(v.dtype != node.dtype and v.dtype.kind == "f" for v in values):
-        return None  # mixed precision: leave the rounding to the plain expression
-    symbols = {arg(j): v for j, v in enumerate(values)}
-    expr = node.attrs["expr"]
-    shapes = {s: v.shape for s, v in symbols.items()}
-    mode = node.attrs.get("mode")
-    if isinstance(expr, sp.Symbol) and mode in ("+=", "-="):
-        return None  # W += v: already in place
-    lowering = lower(expr, shapes, node.shape)
-    if lowering is None:
-        return None
-    # candidates for OUT: the update's own target ("="), or a buffer dying here
-    candidates: list[tuple[sp.Symbol | None, int | None]] = []
-    if mode == "=":
-        own = [s for s, v in symbols.items() if v.id == node.inputs[0].id]
-        candidates.append((own[0] if own else None, None))
-    for s, v in symbols.items():
-        if v.id in holder and last[v.id] == i and v.shape == node.shape:
-            candidates.append((s, holder[v.id]))
-    for symbol, out in candidates:
-        for attempt in (lowering, lower(expr, shapes, node.shape, root_in_place=False)):
-            if attempt is not None and (symbol is None or attempt.may_overwrite(symbol)):
-                temps = tuple(take(node.shape, node.dtype, inputs_held | {out})
-                              for _ in attempt.temps)
-                return Placement(out, temps, attempt)
-    out = take(node.shape, node.dtype, inputs_held)
-    temps = tuple(take(node.shape, node.dtype, inputs_held | {out}) for _ in lowering.temps)
-    return Placement(out, temps, lowering)
-
+    target = node.op.updates(node)
+    candidates: list[tuple[int, int | str | None]] = [] if target is None else [(target, None)]
+    candidates += [(k, holder[x.id]) for k, x in enumerate(node.inputs)
+                   if x.id in holder and last[x.id] == i and x.shape == node.shape]
+    for k, out in candidates:
+        for storage in ways:
+            if k in storage.overwrites:
+                return storage, out
+    return ways[0], _NEW

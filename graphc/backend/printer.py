@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from graphc.backend import inplace
-from graphc.backend.memory import MemoryPlan, Placement
+from graphc.backend.memory import MemoryPlan
 from graphc.backend.names import NameTable, hint
 from graphc.ir.graph import consumers, display_name
-from graphc.ir.node import ROLES, Node
+from graphc.ir.node import ROLES, Arrays, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
-from graphc.ops.elementwise import arg
 from graphc.ops.expr_printer import HELPER_IMPORTS, HELPERS, helpers_used
 
 COMMENT_COLUMN = 48
@@ -27,7 +25,8 @@ COMMENT_COLUMN = 48
 
 @dataclass
 class Emitter:
-    """What an op's ``emit`` may ask of the printer: names, dims and temporaries."""
+    """What an op's ``emit`` may ask of the printer: names, the arrays the memory plan
+    gives a node, dims and temporaries."""
 
     names: dict[int, str]
     table: NameTable
@@ -36,9 +35,22 @@ class Emitter:
     training: bool = False
     used_dims: set[str] = field(default_factory=set)
     helpers: set[str] = field(default_factory=set)
+    plan: MemoryPlan = field(default_factory=MemoryPlan)
+    #: The variable of each of the plan's buffers.
+    buffers: list[str] = field(default_factory=list)
 
     def target(self, node: Node) -> str:
         return self.names[node.id]
+
+    def arrays(self, node: Node) -> Arrays | None:
+        placement = self.plan.placements.get(node.id)
+        if placement is None:
+            return None
+        k = node.op.updates(node)
+        out = self.buffers[placement.out] if placement.out is not None else \
+            self.names[node.inputs[k].id] if k is not None else None
+        assert out is not None, "the memory plan gives a node that updates no input a buffer"
+        return Arrays(out, tuple(self.buffers[b] for b in placement.arrays), placement.storage)
 
     def tmp(self, wanted: str) -> str:
         return self.table.fresh(wanted)
@@ -83,12 +95,13 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
     for node in schedule:
         if node.id in names:
             continue
-        if node.op.name in ("assign", "gemm_update"):  # the updated target keeps its name
-            names[node.id] = names[node.inputs[0].id]
+        k = node.op.updates(node)
+        if k is not None:  # the updated input keeps its name
+            names[node.id] = names[node.inputs[k].id]
             continue
         wanted = display_name(node, users.get(node.id, []))
         if wanted is None:
-            word = "c" if node.op.name == "constant" else hint(node.label)
+            word = hint(node.label) if node.inputs else "c"  # a number has no inputs
             if node.role != "forward":
                 word = "g_" + word
             counts[word] = counts.get(word, 0) + 1
@@ -119,9 +132,10 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     table = NameTable()
     names = assign_names(schedule, signature, table)
     dims = _dim_sources(signature.inputs, names)
-    e = Emitter(names, table, {d: table.fresh(d) for d in dims}, training=options.training)
     plan = plan or MemoryPlan()
     buffers = _buffer_names(plan, table)
+    e = Emitter(names, table, {d: table.fresh(d) for d in dims}, training=options.training,
+                plan=plan, buffers=buffers)
     output_ids = {o.id for o in outputs}
     checks: list[str] = []
     body: list[str] = []
@@ -132,20 +146,21 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
         if node.id in leaf_ids:
             continue
         args = [names[x.id] for x in node.inputs]
-        placement = plan.placements.get(node.id)
-        code: str | list[str]
-        if placement is not None:
-            code = _emit_placed(node, placement, args, buffers, e)
-        else:
-            code = node.op.emit(node, args, e)
-        if node.op.inline and node.id not in output_ids and isinstance(code, str):
+        code = node.op.emit(node, args, e)
+        arrays = e.arrays(node)
+        if (arrays is None and node.op.inline and node.id not in output_ids
+                and isinstance(code, str)):
             names[node.id] = code if re.fullmatch(r"[\w.\[\]]+", code) else f"({code})"
             continue
         if node.role != section:
             section = node.role
             body.append(f"# {section}")
         counts[node.role] += 1
-        lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
+        if arrays is None:
+            lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
+        else:
+            lines = _bound(node, names[node.id], [code] if isinstance(code, str) else code,
+                           arrays.out)
         comment = safe_comment(f"{format_shape(node.shape)}  {node.label}")
         if lines[-1][:1].isspace():  # the op ends in a block: say what it makes before it
             body.append(f"# {names[node.id]}: {comment}")
@@ -169,8 +184,10 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     if plan.buffers:
         header += "\nbuffers: " + ", ".join(
             f"{n} x {format_shape(s)} {t}" for (s, t), n in _buffer_kinds(plan).items())
+    updated = {node.inputs[k].id for node in schedule
+               if (k := node.op.updates(node)) is not None}
     module = _module(header, signature, names, body, e.helpers, counts, options, checks,
-                     allocate.source)
+                     allocate.source, updated)
     return module, names
 
 
@@ -236,40 +253,16 @@ def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
     return kinds
 
 
-def _emit_placed(node: Node, placement: Placement, args: list[str], buffers: list[str],
-                 e: Emitter) -> list[str]:
-    """Statements of a node that writes into its planned buffer: ``np.matmul(a, b, out=)``,
-    the ufunc steps of an elementwise expression or of an in-place update, or an op's own
-    ``emit_placed`` code with its buffers bound to names."""
-    out = None if placement.out is None else buffers[placement.out]
-    scratch = node.op.scratch(node)
-    if scratch is not None:  # name the buffers, then the op writes into them
-        assert out is not None, "the memory plan gives an op with scratch arrays its buffer"
-        variables = [e.target(node)] + [e.tmp(word) for word, _, _ in scratch]
-        bufs = [out] + [buffers[k] for k in placement.temps]
-        return [f"{', '.join(variables)} = {', '.join(bufs)}",
-                *node.op.emit_placed(node, args, variables[0], variables[1:], e)]
-    if node.op.name == "sum":  # a batch sum as a product with ones: BLAS beats np.sum
-        assert placement.constant is not None, "the memory plan gives a batch sum its ones"
-        return [f"{e.target(node)} = np.matmul({buffers[placement.constant]}, {args[0]}, "
-                f"out={out})"]
-    if placement.lowering is None:
-        return [f"{e.target(node)} = np.matmul({args[0]}, {args[1]}, out={out})"]
-    mode = node.attrs.get("mode")
-    values = args[1:] if mode else args
-    names = {arg(j): a for j, a in enumerate(values)}
-    slots = {f"T{j}": buffers[k] for j, k in enumerate(placement.temps)}
-    slots[inplace.OUT] = args[0] if out is None else out
-    if placement.constant is not None:
-        slots[inplace.ZEROS] = buffers[placement.constant]
-    target = None if mode else e.target(node)
-    floats = {arg(j) for j, x in enumerate(node.inputs[1:] if mode else node.inputs)
-              if x.dtype.kind == "f"}
-    lines, helpers = inplace.render(placement.lowering, names, slots, target, node.dtype, floats)
-    e.helpers |= helpers
-    if mode and out is not None:
-        lines.append(f"{args[0]}[...] = {out}" if mode == "=" else f"{args[0]} {mode} {out}")
-    return lines
+def _bound(node: Node, name: str, lines: list[str], out: str) -> list[str]:
+    """A placed node's code with its variable bound to the array ``out`` its code wrote:
+    ``name = <the last call>`` where that call writes ``out``, else ``name = out`` after the
+    code; nothing where the variable is that array's already, or the node updates an input
+    (its variable is the input's)."""
+    if name == out or node.op.updates(node) is not None:
+        return list(lines)
+    if lines[-1].endswith(f"out={out})") and not lines[-1][:1].isspace():
+        return [*lines[:-1], f"{name} = {lines[-1]}"]
+    return [*lines, f"{name} = {out}"]
 
 
 def describe_node(node: Node, name: str) -> str:
@@ -305,11 +298,11 @@ def _with_comment(line: str, comment: str) -> str:
 
 def _module(header: str, signature: Signature, names: dict[int, str], body: list[str],
             helpers: set[str], counts: dict[str, int], options: CodeOptions,
-            checks: list[str], allocate: str) -> str:
+            checks: list[str], allocate: str, updated_ids: set[int]) -> str:
     standalone_params = options.standalone_params
     inputs = [names[n.id] for n in signature.inputs]
     owned = [names[n.id] for n in signature.owned]
-    updated = [names[n.id] for n in signature.owned if n.op.name in ("param", "state")]
+    updated = [names[n.id] for n in signature.owned if n.id in updated_ids]
     stats = ", ".join(f"{counts[r]} {r}" for r in ROLES if counts[r])
     out = [f"# {line}" for line in header.splitlines()]
     imports = sorted({line for h in helpers for line in HELPER_IMPORTS.get(h, ())})

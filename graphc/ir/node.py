@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -127,14 +128,54 @@ class Node:
                         "with gc.compile and call the program to get arrays")
 
 
+@dataclass(frozen=True)
+class Array:
+    """An array an op's code uses besides its output, preallocated by the memory plan: a
+    scratch array (``fill`` None), or a constant one, filled once with ``fill`` when it is
+    allocated and only ever read (zeros for ``np.maximum(x, zeros)``, ones for a sum written
+    as a product). ``word`` names its variable in the code."""
+
+    word: str
+    shape: Shape
+    dtype: np.dtype
+    fill: int | None = None
+
+
+@dataclass(frozen=True)
+class Storage:
+    """One way an op's code can write into arrays it is given, declared to the memory
+    planner (``Op.storage``): the ``arrays`` its code uses besides its output (scratch and
+    constant), the inputs whose arrays the output may overwrite when they die at the node
+    (``overwrites``, indices into ``node.inputs``), and ``detail``, the op's own plan of that
+    code (an elementwise node's ufunc steps), handed back to its ``emit``."""
+
+    arrays: tuple[Array, ...] = ()
+    overwrites: frozenset[int] = frozenset()
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """The arrays an op's ``emit`` writes into where the memory plan placed its node: the
+    variable of its output, the variables of ``storage.arrays`` in their order, and the
+    storage the plan chose among those the op declared."""
+
+    out: str
+    arrays: tuple[str, ...]
+    storage: Storage
+
+
 class Emitter(Protocol):
     """What an op's ``emit`` may ask of the code printer (graphc.backend.printer implements
-    it): the variable of a node, fresh temporaries, the code of a dimension or a shape, the
-    helper functions an expression calls, and whether the program is a training step."""
+    it): the variable of a node, the arrays it writes into where the memory plan placed it,
+    fresh temporaries, the code of a dimension or a shape, the helper functions an expression
+    calls, and whether the program is a training step."""
 
     training: bool
 
     def target(self, node: Node) -> str: ...
+
+    def arrays(self, node: Node) -> Arrays | None: ...
 
     def tmp(self, wanted: str) -> str: ...
 
@@ -179,21 +220,23 @@ class Op:
         raise NotImplementedError
 
     def emit(self, node: Node, args: list[str], e: Emitter) -> str | list[str]:
-        """NumPy code: an expression, or statements that assign ``e.target(node)``."""
+        """NumPy code: an expression, or statements that assign ``e.target(node)``. Where the
+        memory plan placed the node (``e.arrays(node)`` is not None), the code writes into
+        the arrays it is given instead: an expression is then a call writing its output
+        (``np.matmul(a, b, out=...)``), statements write the output's variable, and the
+        printer binds the node's variable to it."""
         raise NotImplementedError
 
-    def scratch(self, node: Node) -> tuple[tuple[str, Shape, np.dtype], ...] | None:
-        """For an op whose code can write into the memory plan's buffers (``emit_placed``):
-        a (variable name, shape, dtype) for each scratch array its code needs besides its
-        output. None, the default, for an op whose code allocates its own arrays."""
+    def storage(self, node: Node) -> tuple[Storage, ...]:
+        """The ways this op's code can write into arrays it is given, preferred first, for
+        the memory planner. Empty, the default, for an op whose code allocates its own."""
+        return ()
+
+    def updates(self, node: Node) -> int | None:
+        """The input this op updates in place (an assignment's target): the node's value is
+        that input's array, and its variable keeps that input's name. None, the default,
+        for an op that makes a new value."""
         return None
-
-    def emit_placed(self, node: Node, args: list[str], out: str, scratch: list[str],
-                    e: Emitter) -> list[str]:
-        """Statements computing the node into ``out``, the node's variable already bound to
-        its planned buffer, with the scratch arrays of ``scratch(node)`` by the variables
-        ``scratch`` (bound to theirs)."""
-        raise NotImplementedError
 
     def class_labels(self, node: Node) -> tuple[Node, int] | None:
         """For ops that index by integer class labels: the labels node and the number of

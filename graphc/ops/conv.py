@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from graphc.errors import ShapeError
-from graphc.ir.node import Node
+from graphc.ir.node import Array, Node, Storage
 from graphc.ir.shapes import Shape, format_shape, sizes_of
 from graphc.ops.reduce import reduce_sum
 from graphc.ops.registry import Emitter, Op, float_dtype, make
@@ -160,6 +160,19 @@ def _stack_of_windows(x: str, size: Pair, kernel: Pair, stride: Pair, out: Pair,
     return f"np.stack([{view} for {ki}, {kj} in np.ndindex{kernel}])"
 
 
+def _storage(*arrays: tuple[str, Shape, np.dtype]) -> tuple[Storage, ...]:
+    """An op's one way to write into given arrays: its output and these scratch arrays,
+    each (variable name, shape, dtype)."""
+    return (Storage(tuple(Array(*a) for a in arrays)),)
+
+
+def _given(node: Node, e: Emitter) -> tuple[str | None, list[str] | None]:
+    """The variables of the output and scratch arrays the memory plan gives ``node``, or
+    (None, None) where its code allocates its own."""
+    arrays = e.arrays(node)
+    return (None, None) if arrays is None else (arrays.out, list(arrays.arrays))
+
+
 def _zeros_code(node: Node, e: Emitter) -> str:
     return f"{e.target(node)} = np.zeros({e.shape(node.shape)}, dtype=np.{node.dtype.name})"
 
@@ -215,24 +228,18 @@ class Conv2d(Op):
             out += bias[0][:, None, None]
         return out
 
-    def emit(self, node, args, e):
-        return self._convolve(node, args, e)
-
-    def scratch(self, node):
+    def storage(self, node):
         x, w = node.inputs[:2]
         if node.attrs.get("columns"):
-            return ()
-        return (("cols", (x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
-                          node.shape[2] * node.shape[3]), x.dtype),) + \
-            _padded_scratch(x, node.attrs["padding"])
+            return _storage()
+        return _storage(("cols", (x.shape[0], x.shape[1] * w.shape[2] * w.shape[3],
+                                  node.shape[2] * node.shape[3]), x.dtype),
+                        *_padded_scratch(x, node.attrs["padding"]))
 
-    def emit_placed(self, node, args, out, scratch, e):
-        return self._convolve(node, args, e, out, scratch)
-
-    def _convolve(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
-                  scratch: list[str] | None = None) -> list[str]:
+    def emit(self, node, args, e):
         """The filters times the columns of the windows (laid out here unless shared), plus
-        the bias; into a fresh array, or into the buffer ``out`` and ``scratch``."""
+        the bias; into a fresh array, or into the arrays the plan gives."""
+        out, scratch = _given(node, e)
         x, w = node.inputs[:2]
         o, c, kh, kw = _numbers(w.shape)
         n, (oh, ow) = e.dim(node.shape[0]), _spatial(node.shape)
@@ -287,18 +294,12 @@ class Conv2dGradInput(Op):
             dxp[window] += np.tensordot(g[:, :, i, j], w, axes=(1, 0))
         return _crop(dxp, padding)
 
-    def emit(self, node, args, e):
-        return self._col2im(node, args, e)
-
-    def scratch(self, node):
+    def storage(self, node):
         g, w = node.inputs
         n, (c, kh, kw), (oh, ow) = g.shape[0], w.shape[1:], g.shape[2:]
         padded = () if node.attrs["padding"] == (0, 0) else \
             (("g_padded", self._padded(node), node.dtype),)
-        return (("g_cols", (n, c * kh * kw, oh * ow), node.dtype),) + padded
-
-    def emit_placed(self, node, args, out, scratch, e):
-        return self._col2im(node, args, e, out, scratch)
+        return _storage(("g_cols", (n, c * kh * kw, oh * ow), node.dtype), *padded)
 
     @staticmethod
     def _padded(node: Node) -> tuple:
@@ -306,10 +307,10 @@ class Conv2dGradInput(Op):
         return node.shape[:2] + tuple(s + 2 * p for s, p in zip(node.attrs["size"],
                                                                 node.attrs["padding"]))
 
-    def _col2im(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
-                scratch: list[str] | None = None) -> list[str]:
+    def emit(self, node, args, e):
         """Each window's share ``w^T g``, then added back window offset by window offset;
-        into fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
+        into fresh arrays, or into the arrays the plan gives."""
+        out, scratch = _given(node, e)
         g, w = args
         o, c, kh, kw = _numbers(node.inputs[1].shape)
         stride, padding = node.attrs["stride"], node.attrs["padding"]
@@ -365,24 +366,18 @@ class Conv2dGradWeight(Op):
             dw += np.tensordot(g[:, :, i, j], xp[window], axes=(0, 0))
         return dw
 
-    def emit(self, node, args, e):
-        return self._products(node, args, e)
-
-    def scratch(self, node):
+    def storage(self, node):
         g, x = node.inputs[:2]
         o, c, kh, kw = node.shape
         n, p = g.shape[0], g.shape[2] * g.shape[3]
         cols = () if node.attrs.get("columns") else \
             (("cols", (n, c * kh * kw, p), x.dtype),) + _padded_scratch(x, node.attrs["padding"])
-        return (("products", (n, o, c * kh * kw), node.dtype),) + cols
+        return _storage(("products", (n, o, c * kh * kw), node.dtype), *cols)
 
-    def emit_placed(self, node, args, out, scratch, e):
-        return self._products(node, args, e, out, scratch)
-
-    def _products(self, node: Node, args: list[str], e: Emitter, out: str | None = None,
-                  scratch: list[str] | None = None) -> list[str]:
+    def emit(self, node, args, e):
         """Per example, g times the columns of its windows, summed over the batch; into
-        fresh arrays, or into the buffer ``out`` and ``scratch`` where planned."""
+        fresh arrays, or into the arrays the plan gives."""
+        out, scratch = _given(node, e)
         g, x = node.inputs[:2]
         o, c, kh, kw = _numbers(node.shape)
         size, n = _spatial(g.shape), e.dim(g.shape[0])
@@ -438,17 +433,13 @@ class Im2Col(Op):
             cols[:, :, i * out[1] + j] = xp[window].reshape(x.shape[0], -1)
         return cols
 
+    def storage(self, node):
+        return _storage(*_padded_scratch(node.inputs[0], node.attrs["padding"]))
+
     def emit(self, node, args, e):
-        return self._layout(node, args, e, cols=e.target(node))
-
-    def scratch(self, node):
-        return _padded_scratch(node.inputs[0], node.attrs["padding"])
-
-    def emit_placed(self, node, args, out, scratch, e):
-        return self._layout(node, args, e, into=out, padded=scratch[0] if scratch else None)
-
-    def _layout(self, node: Node, args: list[str], e: Emitter, **where: str | None) -> \
-            list[str]:
+        out, scratch = _given(node, e)
+        where = {"cols": e.target(node)} if out is None else \
+            {"into": out, "padded": scratch[0] if scratch else None}
         x, a = node.inputs[0], node.attrs
         size = _output_size(_spatial(x.shape), a["kernel"], a["stride"], a["padding"])
         return _im2col_code(args[0], x, a["kernel"], a["stride"], a["padding"], size, e,
@@ -538,11 +529,15 @@ class MaxPool2d(Pool2d):
     fresh = True
     reduction = "max"
 
-    def scratch(self, node):
-        return ()
+    def storage(self, node):
+        return _storage()
 
-    def emit_placed(self, node, args, out, scratch, e):
-        """A running maximum over the kernel's offsets, in the buffer: no stack of views."""
+    def emit(self, node, args, e):
+        """Where planned, a running maximum over the kernel's offsets, in the output's
+        array: no stack of views."""
+        out, _ = _given(node, e)
+        if out is None:
+            return super().emit(node, args, e)
         a, size, shape = node.attrs, node.inputs[0].shape[2:], node.shape[2:]
         ki, kj = e.tmp("ki"), e.tmp("kj")
         first = _offset_view(args[0], "0", "0", size, a["kernel"], a["stride"], shape)
@@ -574,13 +569,13 @@ class PoolGrad(Op):
         g, x = inputs[:2]
         return x.shape, float_dtype(g)
 
-    def views(self, node: Node, x: str, ki: str, kj: str, e: Emitter) -> tuple[str, str]:
+    def views(self, node: Node, grad: str, x: str, ki: str, kj: str) -> tuple[str, str]:
         """The entries at kernel offset (ki, kj) of every window: in the gradient being
-        built, and in the pool's input ``x``."""
+        built, the array ``grad``, and in the pool's input ``x``."""
         a, size, out = node.attrs, _spatial(node.shape), _spatial(node.inputs[0].shape)
-        grad, pooled = (_offset_view(array, ki, kj, size, a["kernel"], a["stride"], out)
-                        for array in (e.target(node), x))
-        return grad, pooled
+        grad_view, pooled = (_offset_view(array, ki, kj, size, a["kernel"], a["stride"], out)
+                             for array in (grad, x))
+        return grad_view, pooled
 
 
 class MaxPool2dGrad(PoolGrad):
@@ -603,29 +598,30 @@ class MaxPool2dGrad(PoolGrad):
             dx[n, c, rows, cols] += g[:, :, i, j]
         return dx
 
-    def emit(self, node, args, e):
-        g, x, y = args
-        ki, kj, unrouted, first = e.tmp("ki"), e.tmp("kj"), e.tmp("unrouted"), e.tmp("first")
-        grad_view, x_view = self.views(node, x, ki, kj, e)
-        return [_zeros_code(node, e),
-                f"{unrouted} = np.ones({e.shape(node.inputs[2].shape)}, dtype=bool)",
-                f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
-                f"    {first} = {unrouted} & ({x_view} == {y})",
-                f"    {unrouted} &= ~{first}",
-                f"    {grad_view} += {g} * {first}"]
 
-    def scratch(self, node):
+    def storage(self, node):
         y = node.inputs[2].shape
-        return (("unrouted", y, np.dtype(bool)), ("first", y, np.dtype(bool)),
-                ("routed", y, node.dtype))
+        return _storage(("unrouted", y, np.dtype(bool)), ("first", y, np.dtype(bool)),
+                        ("routed", y, node.dtype))
 
-    def emit_placed(self, node, args, out, scratch, e):
-        """As ``emit``, every array a planned buffer: the gradient, the masks of windows not
-        yet routed and of those whose maximum sits at this offset, and g times that mask."""
+    def emit(self, node, args, e):
+        """Into new arrays, or where planned into the arrays given: the gradient, the masks
+        of windows not yet routed and of those whose maximum sits at this offset, and g
+        times that mask."""
         g, x, y = args
-        unrouted, first, routed = scratch
+        out, scratch = _given(node, e)
         ki, kj = e.tmp("ki"), e.tmp("kj")
-        grad_view, x_view = self.views(node, x, ki, kj, e)
+        if out is None or scratch is None:
+            unrouted, first = e.tmp("unrouted"), e.tmp("first")
+            grad_view, x_view = self.views(node, e.target(node), x, ki, kj)
+            return [_zeros_code(node, e),
+                    f"{unrouted} = np.ones({e.shape(node.inputs[2].shape)}, dtype=bool)",
+                    f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
+                    f"    {first} = {unrouted} & ({x_view} == {y})",
+                    f"    {unrouted} &= ~{first}",
+                    f"    {grad_view} += {g} * {first}"]
+        unrouted, first, routed = scratch
+        grad_view, x_view = self.views(node, out, x, ki, kj)
         return [f"{out}.fill(0)", f"{unrouted}.fill(True)",
                 f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
                 f"    np.equal({x_view}, {y}, out={first})",
@@ -651,24 +647,25 @@ class AvgPool2dGrad(PoolGrad):
             dx[window] += g[:, :, i, j, None, None] / (kh * kw)
         return dx
 
+
+    def storage(self, node):
+        return _storage(("g_share", node.inputs[0].shape, node.dtype))
+
     def emit(self, node, args, e):
-        (kh, kw), share = node.attrs["kernel"], e.tmp("g_share")
+        """g shared among each window's entries, then added back offset by offset; into new
+        arrays, or into the arrays the plan gives."""
+        (kh, kw), (out, scratch) = node.attrs["kernel"], _given(node, e)
         ki, kj = e.tmp("ki"), e.tmp("kj")
-        grad_view, _ = self.views(node, args[1], ki, kj, e)
-        return [f"{share} = {args[0]} / {kh * kw}", _zeros_code(node, e),
-                f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
-                f"    {grad_view} += {share}"]
-
-    def scratch(self, node):
-        return (("g_share", node.inputs[0].shape, node.dtype),)
-
-    def emit_placed(self, node, args, out, scratch, e):
-        (kh, kw), (share,) = node.attrs["kernel"], scratch
-        ki, kj = e.tmp("ki"), e.tmp("kj")
-        grad_view, _ = self.views(node, args[1], ki, kj, e)
-        return [f"np.divide({args[0]}, {kh * kw}, out={share})", f"{out}.fill(0)",
-                f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
-                f"    {grad_view} += {share}"]
+        if out is None or scratch is None:
+            share = e.tmp("g_share")
+            lines = [f"{share} = {args[0]} / {kh * kw}", _zeros_code(node, e)]
+            grad = e.target(node)
+        else:
+            (share,), grad = scratch, out
+            lines = [f"np.divide({args[0]}, {kh * kw}, out={share})", f"{out}.fill(0)"]
+        grad_view, _ = self.views(node, grad, args[1], ki, kj)
+        return lines + [f"for {ki}, {kj} in np.ndindex({kh}, {kw}):",
+                        f"    {grad_view} += {share}"]
 
     def vjp(self, node, h):
         return [make("avg_pool2d", (h,), **node.attrs), None]

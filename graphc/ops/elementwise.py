@@ -19,9 +19,9 @@ import sympy as sp
 from sympy.logic.boolalg import Boolean
 
 from graphc.errors import ShapeError
-from graphc.ir.node import Node
+from graphc.ir.node import Array, Arrays, Emitter, Node, Storage
 from graphc.ir.shapes import broadcast_axes, broadcast_shapes, format_shape
-from graphc.ops import functions
+from graphc.ops import functions, inplace
 from graphc.ops.expr_printer import numpy_code
 from graphc.ops.leaves import constant
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
@@ -57,7 +57,13 @@ class Elementwise(Op):
         value = np.asarray(fn(*args), dtype=node.dtype)
         return np.broadcast_to(value, np.broadcast_shapes(*(a.shape for a in args))).copy()
 
+    def storage(self, node):
+        return ufunc_storage(node, first=0)
+
     def emit(self, node, args, e):
+        arrays = e.arrays(node)
+        if arrays is not None:
+            return ufunc_code(node, args, arrays, e, first=0)
         expr = node.attrs["expr"]
         e.need_helpers(expr)
         code = print_expression(expr, node, args)
@@ -112,6 +118,62 @@ def print_expression(expr: sp.Basic, node: Node, args: Sequence[str]) -> str:
     inputs = node.inputs[len(node.inputs) - len(args):]
     floats = {arg(i) for i, x in enumerate(inputs) if x.dtype.kind == "f"}
     return numpy_code(expr, names, node.dtype, floats)
+
+
+def ufunc_storage(node: Node, first: int) -> tuple[Storage, ...]:
+    """How a node computing ``attrs["expr"]`` over ``node.inputs[first:]`` can write into
+    arrays it is given, as in-place ufunc calls (graphc.ops.inplace): the lowering whose root
+    computes into the output, then the one whose root writes the output in its last step
+    only (which may overwrite an input the root reads). None where the expression's root has
+    no ufunc, or the inputs mix float precisions (left to the plain expression's rounding).
+    Each says which inputs the output may overwrite: those no step reads after the output
+    is first written."""
+    values = node.inputs[first:]
+    if any(v.dtype != node.dtype and v.dtype.kind == "f" for v in values):
+        return ()
+    expr, shapes = node.attrs["expr"], {arg(j): v.shape for j, v in enumerate(values)}
+    ways = []
+    for root_in_place in (True, False):
+        lowering = inplace.lower(expr, shapes, node.shape, root_in_place)
+        if lowering is None:
+            return ()
+        arrays = tuple(Array("tmp", node.shape, node.dtype) for _ in lowering.temps)
+        if lowering.uses_zeros:
+            arrays += (Array("zeros", node.shape, node.dtype, fill=0),)
+        overwrites = frozenset(
+            k for k, x in enumerate(node.inputs)
+            if all(lowering.may_overwrite(arg(j)) for j, v in enumerate(values) if v is x))
+        ways.append(Storage(arrays, overwrites, lowering))
+    return tuple(ways)
+
+
+def ufunc_code(node: Node, args: Sequence[str], arrays: Arrays, e: Emitter,
+               first: int) -> list[str]:
+    """The in-place ufunc calls of ``ufunc_storage``'s lowering the plan chose, into
+    ``arrays``; where there are several, a comment first gives the math they compute."""
+    lowering: inplace.Lowering = arrays.storage.detail
+    expr, values = node.attrs["expr"], list(args[first:])
+    slots = {f"T{j}": a for j, a in enumerate(arrays.arrays[:len(lowering.temps)])}
+    slots[inplace.OUT] = arrays.out
+    if lowering.uses_zeros:
+        slots[inplace.ZEROS] = arrays.arrays[-1]
+    floats = {arg(j) for j, x in enumerate(node.inputs[first:]) if x.dtype.kind == "f"}
+    names = {arg(j): a for j, a in enumerate(values)}
+    lines = inplace.render(lowering, names, slots, node.dtype, floats)
+    for plain in lowering.plain_parts():
+        e.need_helpers(plain)
+    if len(lowering.steps) > 1:
+        mode = node.attrs.get("mode")
+        lhs = f"{args[0]} {mode}" if mode else f"{e.target(node)} ="
+        lines.insert(0, f"# {lhs} {print_expression(_rounded(expr), node, values)}")
+    return lines
+
+
+def _rounded(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with its floats to 12 significant digits, for a comment: ``0.1`` where the
+    code computes with ``1 - 0.9 = 0.09999999999999998``."""
+    return expr.xreplace({f: sp.Float(float(f"{float(f):.12g}"))
+                          for f in expr.atoms(sp.Float)})
 
 
 #: Sub-expressions that restrict the real domain or turn finite values into NaN or Inf:

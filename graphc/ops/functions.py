@@ -3,7 +3,7 @@ class (with its derivative), its reference NumPy for the interpreter, the NumPy 
 printer writes, its in-place ufunc lowering, whether simplify may work on it, and the
 ``gc.<name>`` function users declare it with.
 
-The printer (graphc.ops.expr_printer), the in-place lowering (graphc.backend.inplace), the
+The printer (graphc.ops.expr_printer), the in-place lowering (graphc.ops.inplace), the
 simplify pass and the public API build their cases from ``RECORDS``: adding an activation
 is one record here and its test. A derivative is written in terms of the function itself
 where the math allows it (sigmoid' = sigmoid * (1 - sigmoid)), so that autodiff can reuse

@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from graphc.errors import ShapeError
-from graphc.ir.node import Node
+from graphc.ir.node import Array, Node, Storage
 from graphc.ir.shapes import format_shape
 from graphc.ops.elementwise import from_expr
 from graphc.ops.reduce import expand, reduce_sum, size
@@ -34,18 +34,18 @@ class Softmax(Op):
         z = np.exp(args[0] - args[0].max(axis=node.attrs["axis"], keepdims=True))
         return z / z.sum(axis=node.attrs["axis"], keepdims=True)
 
+    def storage(self, node):
+        return (Storage((Array("row", _reduced(node), node.dtype),)),)
+
     def emit(self, node, args, e):
-        t, a = e.target(node), node.attrs["axis"]
-        return [f"{t} = np.exp({args[0]} - {args[0]}.max({_kd(a)}))",
-                f"{t} /= {t}.sum({_kd(a)})"]
-
-    def scratch(self, node):
-        return (("row", _reduced(node), node.dtype),)
-
-    def emit_placed(self, node, args, out, scratch, e):
-        (row,), a = scratch, node.attrs["axis"]
+        t, a, arrays = e.target(node), node.attrs["axis"], e.arrays(node)
+        if arrays is None:
+            return [f"{t} = np.exp({args[0]} - {args[0]}.max({_kd(a)}))",
+                    f"{t} /= {t}.sum({_kd(a)})"]
+        out, (row,) = arrays.out, arrays.arrays
         # reductions as methods: np.max and np.sum cost microseconds more per call
-        return [f"{args[0]}.max({_kd(a)}, out={row})",
+        return [f"# {t} = softmax({args[0]}, axis={a}), the row maximum subtracted first",
+                f"{args[0]}.max({_kd(a)}, out={row})",
                 f"np.subtract({args[0]}, {row}, out={out})",
                 f"np.exp({out}, out={out})",
                 f"{out}.sum({_kd(a)}, out={row})",
@@ -72,17 +72,19 @@ class LogSoftmax(Op):
         z = x - x.max(axis=a, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=a, keepdims=True))
 
+    def storage(self, node):
+        return (Storage((Array("row", _reduced(node), node.dtype),
+                         Array("exps", node.shape, node.dtype))),)
+
     def emit(self, node, args, e):
-        t, a = e.target(node), node.attrs["axis"]
-        return [f"{t} = {args[0]} - {args[0]}.max({_kd(a)})",
-                f"{t} -= np.log(np.exp({t}).sum({_kd(a)}))"]
-
-    def scratch(self, node):
-        return (("row", _reduced(node), node.dtype), ("exps", node.shape, node.dtype))
-
-    def emit_placed(self, node, args, out, scratch, e):
-        (row, exps), a = scratch, node.attrs["axis"]
-        return [f"{args[0]}.max({_kd(a)}, out={row})",
+        t, a, arrays = e.target(node), node.attrs["axis"], e.arrays(node)
+        if arrays is None:
+            return [f"{t} = {args[0]} - {args[0]}.max({_kd(a)})",
+                    f"{t} -= np.log(np.exp({t}).sum({_kd(a)}))"]
+        out, (row, exps) = arrays.out, arrays.arrays
+        return [f"# {t} = {args[0]} - logsumexp({args[0]}, axis={a}), the row maximum "
+                "subtracted first",
+                f"{args[0]}.max({_kd(a)}, out={row})",
                 f"np.subtract({args[0]}, {row}, out={out})",
                 f"np.exp({out}, out={exps})",
                 f"{exps}.sum({_kd(a)}, out={row})",
@@ -210,14 +212,15 @@ class OneHot(Op):
     def evaluate(self, node, args):
         return (args[0][..., None] == np.arange(node.attrs["depth"])).astype(node.dtype)
 
+    def storage(self, node):
+        return (Storage(),) if node.ndim == 2 else ()
+
     def emit(self, node, args, e):
-        return f"np.eye({node.attrs['depth']}, dtype=np.{node.dtype.name})[{args[0]}]"
-
-    def scratch(self, node):
-        return () if node.ndim == 2 else None
-
-    def emit_placed(self, node, args, out, scratch, e):
-        return [f"{out}.fill(0)", f"{out}[np.arange({e.dim(node.shape[0])}), {args[0]}] = 1"]
+        arrays = e.arrays(node)
+        if arrays is None:
+            return f"np.eye({node.attrs['depth']}, dtype=np.{node.dtype.name})[{args[0]}]"
+        # each row's label against the classes, the booleans written as 0.0 and 1.0
+        return f"np.equal({args[0]}[:, None], np.arange({node.attrs['depth']}), out={arrays.out})"
 
 
 class SoftmaxCrossEntropy(Op):

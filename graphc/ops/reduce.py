@@ -8,7 +8,7 @@ import numpy as np
 import sympy as sp
 
 from graphc.errors import ShapeError
-from graphc.ir.node import Node
+from graphc.ir.node import Array, Node, Storage
 from graphc.ir.shapes import format_shape, normalize_axis
 from graphc.ops.elementwise import from_expr
 from graphc.ops.leaves import constant
@@ -57,6 +57,23 @@ class Sum(Reduce):
     name = "sum"
     fresh = True
     method = "sum"
+
+    def storage(self, node):
+        """A sum of a float matrix over its rows (a bias gradient) is a product with ones,
+        which BLAS computes two to three times faster than ``g.sum(axis=0)``."""
+        x = node.inputs[0]
+        if (x.ndim != 2 or node.attrs["axes"] != (0,) or node.attrs["keepdims"]
+                or x.dtype != node.dtype):
+            return ()
+        return (Storage((Array("ones", x.shape[:1], node.dtype, fill=1),)),)
+
+    def emit(self, node, args, e):
+        arrays = e.arrays(node)
+        if arrays is None:
+            return super().emit(node, args, e)
+        return [f"# {e.target(node)} = {args[0]}.sum(axis=0), as a product with ones: "
+                "BLAS beats np.sum",
+                f"np.matmul({arrays.arrays[0]}, {args[0]}, out={arrays.out})"]
 
     def vjp(self, node, g):
         return [self.expand_grad(node, g)]

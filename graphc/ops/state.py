@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import sympy as sp
 
 from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
-from graphc.ops.elementwise import arg, lambdify, print_expression
+from graphc.ops.elementwise import arg, lambdify, print_expression, ufunc_code, ufunc_storage
 from graphc.ops.registry import Op, make
 
 MODES = ("=", "+=", "-=")
@@ -45,13 +48,33 @@ class Assign(Op):
         new = value if mode == "=" else target + value if mode == "+=" else target - value
         return np.broadcast_to(np.asarray(new, dtype=node.dtype), target.shape).copy()
 
+    def updates(self, node):
+        return 0
+
+    def storage(self, node):
+        """The ufunc calls of the update's expression. Only a "=" update computes straight
+        into its target (which its expression may read: ``m = 0.9*m + 0.1*g``); "+=" and
+        "-=" compute into a scratch array first, and ``W -= v`` is in place already."""
+        mode, expr = node.attrs["mode"], node.attrs["expr"]
+        if mode != "=" and isinstance(expr, sp.Symbol):
+            return ()
+        ways = ufunc_storage(node, first=1)
+        if mode != "=":
+            ways = tuple(replace(w, overwrites=w.overwrites - {0}) for w in ways)
+        return ways
+
     def emit(self, node, args, e):
         target, *values = args
-        expr = node.attrs["expr"]
-        e.need_helpers(expr)
-        mode = node.attrs["mode"]
+        expr, mode = node.attrs["expr"], node.attrs["mode"]
         lhs = f"{target}[...]" if mode == "=" else target
-        return [f"{lhs} {mode} {print_expression(expr, node, values)}"]
+        arrays = e.arrays(node)
+        if arrays is None:
+            e.need_helpers(expr)
+            return [f"{lhs} {mode} {print_expression(expr, node, values)}"]
+        lines = ufunc_code(node, args, arrays, e, first=1)
+        if arrays.out != target:  # computed into a scratch array: apply it
+            lines.append(f"{lhs} {mode} {arrays.out}")
+        return lines
 
 
 def assign(target: Node, value: Node, mode: str = "=") -> Node:
@@ -89,6 +112,9 @@ class GemmUpdate(Op):
     def evaluate(self, node, args):
         target, a, b = args
         return (target + node.attrs["alpha"] * (a @ b)).astype(node.dtype)
+
+    def updates(self, node):
+        return 0
 
     def emit(self, node, args, e):
         target, a, b = args

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.errors import ShapeError
+from graphc.ir.node import Storage
 from graphc.ir.shapes import Dim, broadcast_shapes, format_shape, normalize_shape
 from graphc.ops.elementwise import sum_to
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
@@ -37,7 +38,13 @@ class MatMul(Op):
     def evaluate(self, node, args):
         return np.matmul(*args).astype(node.dtype)
 
+    def storage(self, node):
+        return (Storage(),)
+
     def emit(self, node, args, e):
+        arrays = e.arrays(node)
+        if arrays is not None:
+            return f"np.matmul({args[0]}, {args[1]}, out={arrays.out})"
         return as_node_dtype(f"{args[0]} @ {args[1]}", node, node.inputs)
 
     def vjp(self, node, g):

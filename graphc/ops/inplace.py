@@ -1,7 +1,7 @@
 """Lowering a fused elementwise expression to a short sequence of in-place ufunc calls.
 
 ``np.maximum(b1 + matmul1, 0.0)`` allocates two arrays per call; the same expression as
-``np.add(b1, matmul1, out=buf0); h1 = np.maximum(buf0, 0.0, out=buf0)`` allocates none. The
+``np.add(matmul1, b1, out=h1); np.maximum(h1, zeros, out=h1)`` allocates none. The
 lowering walks the SymPy tree: the first full-size operand of each operation is computed into
 the operation's own storage (the ``OUT`` slot at the root), any other full-size operand into a
 scratch slot (``T0``, ``T1``, ...) that the memory plan backs with a buffer. Operands smaller
@@ -24,7 +24,7 @@ import sympy as sp
 
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops import functions
-from graphc.ops.expr_printer import helpers_used, numpy_code
+from graphc.ops.expr_printer import numpy_code
 
 #: The slot the whole expression is computed into.
 OUT = "OUT"
@@ -76,6 +76,10 @@ class Lowering:
 
     steps: tuple[Step, ...]
     temps: tuple[str, ...]
+
+    def plain_parts(self) -> list[sp.Basic]:
+        """The operands the steps compute as plain NumPy expressions (a bias, a scale)."""
+        return [value for s in self.steps for kind, value in s.args if kind == "expr"]
 
     @property
     def uses_zeros(self) -> bool:
@@ -292,13 +296,9 @@ def _reciprocal(f: sp.Basic) -> bool:
 
 
 def render(lowering: Lowering, names: Mapping[sp.Symbol, str], slots: Mapping[str, str],
-           target: str | None, dtype: np.dtype, floats: Collection[sp.Symbol] = ()
-           ) -> tuple[list[str], set[str]]:
-    """The statements of a lowering with symbols and slots named; the last one binds
-    ``target`` (when given) to the result. ``dtype`` is the node's, ``floats`` the symbols of
-    float arrays (for the plain parts: see ``numpy_code``). Also returns the helpers the
-    plain parts call."""
-    helpers: set[str] = set()
+           dtype: np.dtype, floats: Collection[sp.Symbol] = ()) -> list[str]:
+    """The calls of a lowering with symbols and slots named. ``dtype`` is the node's,
+    ``floats`` the symbols of float arrays (for the plain parts: see ``numpy_code``)."""
 
     def text(op: Operand) -> str:
         kind, value = op
@@ -306,12 +306,7 @@ def render(lowering: Lowering, names: Mapping[sp.Symbol, str], slots: Mapping[st
             return slots[value]
         if kind == "sym":
             return names[value]
-        helpers.update(helpers_used(value))
         return numpy_code(value, names, dtype, floats)
 
-    lines = []
-    for i, step in enumerate(lowering.steps):
-        call = f"{step.fn}({', '.join(text(a) for a in step.args)}, out={slots[step.out]})"
-        last = i == len(lowering.steps) - 1
-        lines.append(f"{target} = {call}" if last and target else call)
-    return lines, helpers
+    return [f"{step.fn}({', '.join(text(a) for a in step.args)}, out={slots[step.out]})"
+            for step in lowering.steps]
