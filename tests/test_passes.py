@@ -154,3 +154,15 @@ def test_a_program_shows_its_code_in_jupyter():
     x = gc.input("x<y", (2,))
     html = gc.compile([gc.sum(x)], [x])._repr_html_()
     assert html.startswith("<pre><code") and "x_y.sum()" in html and "<y" not in html
+
+
+def test_report_shows_once_as_text_or_a_table(capsys):
+    x = gc.input("x", ("batch", 3))
+    prog = gc.compile([gc.sum(gc.tanh(x))], [x])
+    report = prog.report(batch=4)
+    assert capsys.readouterr().out == ""  # returned, not printed as well
+    assert repr(report) == str(report) and report.startswith("stage")
+    html = report._repr_html_()
+    assert html.count("<tr>") == len(str(report).splitlines()) - 1  # the "at batch=4" line
+    prog.report(print=True)
+    assert capsys.readouterr().out.startswith("stage")

@@ -155,13 +155,14 @@ class Program:
                               self.plan)[0]
         atomic_write(path, lambda f: f.write(source.encode()))
 
-    def report(self, print: bool = True, **dims: int) -> str:  # noqa: A002
+    def report(self, print: bool = False, **dims: int) -> Report:  # noqa: A002
         """A table of what each stage of the pipeline costs per step: graph nodes, NumPy
         calls (calls, binary operators and augmented assignments in ``main``), arrays newly
         allocated (statements that bind a fresh array rather than writing into a buffer, a
         view or an update in place) and their bytes with the named dims bound by ``dims``
         (``report(batch=32)``), and the bytes of the memory plan's buffers, all allocated
-        once. Printed, and returned (``print=False`` only returns it)."""
+        once. Returned as a ``Report``, text that shows once wherever it is shown (at a prompt,
+        by ``print``, as a table in Jupyter); ``print=True`` also prints it."""
         rows = [["stage", "nodes", "numpy calls", "arrays allocated", "bytes allocated",
                  "buffer bytes"]]
         planned = False
@@ -177,10 +178,11 @@ class Program:
                            for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
         if dims:
             lines.append("at " + ", ".join(f"{k}={v}" for k, v in dims.items()))
-        text = "\n".join(lines)
+        report = Report("\n".join(lines))
+        report.rows = rows
         if print:
-            builtins.print(text)
-        return text
+            builtins.print(report)
+        return report
 
     def _repr_html_(self) -> str:
         """In Jupyter, a program shows its generated code."""
@@ -189,6 +191,23 @@ class Program:
     def __repr__(self) -> str:
         inputs = ", ".join(self._by_name)
         return f"<graphc.Program main({inputs}) -> {len(self.outputs)} output(s)>"
+
+
+class Report(str):
+    """``Program.report``'s table: a string (its text), which a prompt shows as the table
+    rather than a quoted string, and Jupyter as an HTML table."""
+
+    rows: list[list[str]]
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        head, *body = self.rows
+        cells = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+        cells += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                  for row in body]
+        return "<table>" + "".join(cells) + "</table>"
 
 
 def _numpy_calls(source: str) -> int:
