@@ -24,7 +24,8 @@ import pytest
 import graphc as gc
 from graphc.cli.main import main as cli
 from graphc.example import load_example
-from graphc.render.viewer import slide_array, slide_number, statement_lines, view
+from graphc.render.viewer import slide_array, slide_number, view
+from graphc.render.viewer_html import statement_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")

@@ -16,12 +16,7 @@ than to two significant digits as ``gc.render``'s figures are.
 from __future__ import annotations
 
 import html
-import io
-import json
 import os
-import re
-import tokenize
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -35,9 +30,8 @@ from graphc.ir.node import Node
 from graphc.ops.elementwise import local_derivative
 from graphc.passes.autodiff import grad
 from graphc.passes.stabilize import stabilize
-from graphc.render import style
 from graphc.render.collapse import Collapse, group_nodes
-from graphc.render.dot import RenderError, dot_available, to_digraph
+from graphc.render.dot import RenderError, dot_available
 from graphc.render.labels import (
     LEAVES,
     SMALL_TENSOR,
@@ -54,18 +48,9 @@ from graphc.render.stages import STAGES, Figure, figure
 from graphc.render.steps import local_derivatives
 from graphc.render.values import Annotations, adjoints, annotate, objective
 from graphc.render.viewer_assets import CSS, JS
+from graphc.render.viewer_html import CSP, code_html, figure_svg, json_script, statement_lines
 
 STAGE_LABELS = {"source": "Declared", "autodiff": "After autodiff", "optimized": "Optimized"}
-
-#: The policy every page carries: no request of any kind, only its own inline style and script.
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-       "img-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
-
-SVG_NS = "http://www.w3.org/2000/svg"
-
-#: A statement's last line carries the printer's comment: its shape, two spaces, its op.
-_SHAPE_COMMENT = re.compile(r"#\s*\([^)]*\)\s{2}\S")
-_TARGET = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\[[^\]]*\])*\s*(?:[-+*/@]|//)?=(?!=)")
 
 #: How many leaves the first step lists with their values.
 START_ROWS = 8
@@ -327,48 +312,6 @@ def _local_text(v: Node, i: int, notes: Annotations, local: dict[int, list[Node 
     return f"{derivative_text(expr, v, names)} = {value}"
 
 
-# --- code ------------------------------------------------------------------------------------
-def statement_lines(source: str, names: Mapping[int, str]
-                    ) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
-    """The lines (0-based) of the statement that computes each node of a generated module,
-    by node id, and by the variable the statement assigns.
-
-    The printer writes one statement per node, closed by a line that carries the node's
-    shape and op in a comment (``# (batch, 10)  @``) and assigns the node's variable
-    (``prog.names``); lines before it since the last such line, blank line or comment line
-    are part of it (a planned softmax takes several)."""
-    lines = source.splitlines()
-    by_target: dict[str, list[int]] = {}
-    start = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("#", "def ", '"""')):
-            start = None
-            continue
-        if start is None:
-            start = i
-        if _SHAPE_COMMENT.search(line):
-            target = _TARGET.match(line)
-            if target:
-                by_target.setdefault(target.group(1), list(range(start, i + 1)))
-            start = None
-    by_id = {k: by_target[n] for k, n in names.items() if n in by_target}
-    return by_id, by_target
-
-
-def _comments(source: str) -> dict[int, int]:
-    """Where each line's comment starts (0-based line: column), found by Python's tokenizer
-    so that a ``#`` inside a string is not taken for one."""
-    found: dict[int, int] = {}
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                found[token.start[0] - 1] = token.start[1]
-    except (tokenize.TokenError, IndentationError):
-        pass
-    return found
-
-
 def _with_code(stage: _Stage, outputs: list[Node], inputs: list[Node]) -> _Stage:
     """Compile the stage's graph and map its nodes to the lines that compute them: the
     declared graph and the autodiff graph one statement per node (``optimize=0``, the node
@@ -466,64 +409,6 @@ def _stage_data(stage: _Stage) -> dict:
             "code": {"lines_of": stage.code["lines_of"], "node_at": stage.code["node_at"]}}
 
 
-def figure_svg(scene: Scene) -> str:
-    """The figure of ``scene`` drawn by Graphviz as inline SVG, each box marked with its
-    vertex (``data-vertex``), each arrow with its index in ``scene.edges`` (``data-edge``),
-    and each arrow's texts as its value or its gradient (class ``value``/``grad``)."""
-    raw = to_digraph(scene).pipe(format="svg")
-    ET.register_namespace("", SVG_NS)
-    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
-    root = ET.fromstring(raw)
-    q = f"{{{SVG_NS}}}"
-    for attr in ("width", "height"):
-        root.attrib.pop(attr, None)
-    order: dict[tuple[str, str], list[int]] = {}
-    for k, edge in enumerate(scene.edges):
-        order.setdefault((edge.tail, edge.head), []).append(k)
-    for g in root.iter(f"{q}g"):
-        title = g.find(f"{q}title")
-        kind = g.get("class")
-        if title is None:
-            continue
-        text = title.text or ""
-        g.remove(title)
-        if kind == "node":
-            g.set("data-vertex", text)
-        elif kind == "edge":
-            tail, _, head = text.partition("->")
-            k = order[(tail, head)].pop(0)
-            g.set("data-edge", str(k))
-            edge = scene.edges[k]
-            for t in g.iter(f"{q}text"):
-                grad = (edge.grad is not None and not edge.backward
-                        and t.get("fill") == style.GRADIENT)
-                t.set("class", "grad" if grad else "value")
-    for g in root.iter(f"{q}g"):  # the graph's own title too: no tooltips over the figure
-        for title in g.findall(f"{q}title"):
-            g.remove(title)
-    return ET.tostring(root, encoding="unicode")
-
-
-def _code_html(k: int, source: str, heading: str) -> str:
-    comments = _comments(source)
-    lines = []
-    for i, line in enumerate(source.splitlines()):
-        col = comments.get(i)
-        body = (html.escape(line) if col is None else html.escape(line[:col])
-                + f'<span class="cm">{html.escape(line[col:])}</span>')
-        lines.append(f'<span class="ln" data-line="{i}">{body or " "}</span>')
-    return (f'<pre class="code" data-stage="{k}" hidden aria-label="{html.escape(heading)}">'
-            + "".join(lines) + "</pre>")
-
-
-def _json_script(data: object) -> str:
-    """``data`` as JSON that can sit in a script element: nothing in it can end the element
-    or open a comment (``</script>``, ``<!--``), whatever the graph's names."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
 def _page(stages: list[_Stage], title: str) -> str:
     data = {"stages": [_stage_data(s) for s in stages]}
     tabs = "".join(f'<button role="tab" data-stage="{k}" aria-selected="false">'
@@ -534,7 +419,7 @@ def _page(stages: list[_Stage], title: str) -> str:
             figures.append(f'<div class="figure" data-stage="{k}" data-variant="{j}" hidden '
                            f'aria-label="{html.escape(variant.label)}">'
                            f"{figure_svg(variant.scene)}</div>")
-    code = "".join(_code_html(k, s.code["source"], s.code["heading"])
+    code = "".join(code_html(k, s.code["source"], s.code["heading"])
                    for k, s in enumerate(stages))
     headings = "".join(f'<h2 class="code-heading" data-stage="{k}">'
                        f'{html.escape(s.code["heading"])}</h2>' for k, s in enumerate(stages))
@@ -575,7 +460,7 @@ def _page(stages: list[_Stage], title: str) -> str:
 {code}
 </aside>
 </main>
-<script type="application/json" id="graphc-data">{_json_script(data)}</script>
+<script type="application/json" id="graphc-data">{json_script(data)}</script>
 <script>{JS}</script>
 </body>
 </html>
