@@ -192,6 +192,7 @@ def test_the_command_writes_the_page_and_the_pdf_deck(tmp_path):
     texts = [" ".join(p.extract_text().replace("\xa0", " ").split()) for p in pages]
     assert "step 1 of 8: back through 1/x" in texts[0]
     assert "step 8 of 8: back through ×" in texts[-1]
+    assert "0.73" in " ".join(texts) and "-0.20" in " ".join(texts)  # the slides' numbers
     assert sorted(os.listdir(tmp_path)) == ["deck.pdf", "sigmoid.html"]  # no frames left over
 
 

@@ -230,7 +230,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.steps and fmt == "pdf":
         from graphc.render.deck import render_deck
 
-        deck = render_deck(example.outputs, feeds, args.output)
+        deck = render_deck(example.outputs, feeds, args.output, **numbers)
         log.info(f"backpropagation deck written to {deck}")
     elif args.steps:
         files = render_steps(example.outputs, feeds, args.output, **numbers)

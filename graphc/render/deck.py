@@ -17,9 +17,12 @@ from graphc.render.steps import render_steps
 
 
 def render_deck(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, object],
-                path: str | os.PathLike, digits: int = 2) -> str:
+                path: str | os.PathLike, digits: int | None = None, *,
+                decimals: int = 2) -> str:
     """Write the frames of ``render_steps(outputs, feeds)`` into one PDF at ``path`` (".pdf"
-    is added where missing), page k being backward step k, and return its path."""
+    is added where missing), page k being backward step k, and return its path. Numbers
+    are written as the frames write them: to ``decimals`` (the slides' 0.73, -0.20), or to
+    ``digits`` significant digits."""
     try:
         from pypdf import PdfWriter
     except ImportError as err:
@@ -29,7 +32,7 @@ def render_deck(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, objec
                           f"{INSTALL}")
     out = output_path(path, "pdf")
     with tempfile.TemporaryDirectory(prefix="graphc-deck-") as scratch:
-        frames = render_steps(outputs, feeds, format="pdf", digits=digits,
+        frames = render_steps(outputs, feeds, format="pdf", digits=digits, decimals=decimals,
                               path_prefix=os.path.join(scratch, "step"))
         writer = PdfWriter()
         for frame in frames:
