@@ -139,12 +139,12 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
         chosen = _choose(node, i, last, holder)
         if chosen is None:
             continue
-        storage, out = chosen
+        storage, where = chosen
         avoid = {holder[x.id] for x in node.inputs if x.id in holder}
-        if out == _NEW:
-            out = take(node.shape, node.dtype, avoid)
+        out = take(node.shape, node.dtype, avoid) if isinstance(where, str) else where
         scratch = [a for a in storage.arrays if a.fill is None]
-        temps = iter([take(a.shape, a.dtype, avoid | {out}) for a in scratch])
+        busy = avoid if out is None else avoid | {out}
+        temps = iter([take(a.shape, a.dtype, busy) for a in scratch])
         arrays = tuple(next(temps) if a.fill is None else plan.constant(a.shape, a.dtype, a.fill)
                        for a in storage.arrays)
         placement = plan.placements[node.id] = Placement(out, arrays, storage)
