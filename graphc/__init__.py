@@ -57,9 +57,10 @@ from graphc.ops.api import (
     transpose,
     where,
 )
-from graphc.ops.conv import avg_pool2d, conv2d, max_pool2d
+from graphc.ops.conv import conv2d
 from graphc.ops.dropout import dropout
 from graphc.ops.leaves import constant, input, param, scalar, seed
+from graphc.ops.pool import avg_pool2d, max_pool2d
 from graphc.passes.autodiff import grad
 from graphc.render import render, render_steps
 from graphc.render.viewer import view

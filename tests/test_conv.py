@@ -374,7 +374,8 @@ def check_planned(outs: list[gc.Node], feeds: dict[gc.Node, np.ndarray]) -> None
         final = prog.stages[-1].graph
         plan = plan_memory(_schedule(final), final.outputs)
         placeable = [n for n in final.nodes()  # convolutions, columns, pools, gradients
-                     if n.op.storage(n) and type(n.op).__module__ == "graphc.ops.conv"]
+                     if n.op.storage(n)
+                     and type(n.op).__module__ in ("graphc.ops.conv", "graphc.ops.pool")]
         assert placeable and all(n.id in plan.placements for n in placeable)
         body = prog.source.split("def main")[1]
         assert "np.zeros(" not in body and "np.pad(" not in body
