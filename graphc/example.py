@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphc.data.dataset import Dataset
 from graphc.errors import GraphcError
 from graphc.feeds import resolve_feeds
 from graphc.ir.graph import topological_order
@@ -32,7 +33,7 @@ class Example:
     feeds: Mapping[Node | str, Any] = field(default_factory=dict)
     inputs: Sequence[Node] | None = None
     optimizer: Any = None
-    dataset: Callable[[], Any] | None = None
+    dataset: Callable[[], Dataset] | None = None
     scores: Node | None = None
     epochs: int = 10
     batch_size: int = 32
@@ -42,18 +43,26 @@ class Example:
         self.outputs = list(self.outputs)
         if not self.outputs or not all(isinstance(o, Node) for o in self.outputs):
             raise GraphcError("Example: outputs must be a non-empty list of graph nodes")
-        self.feeds = resolve_feeds(self.feeds, topological_order(self.outputs), "Example")
+        resolved = resolve_feeds(self.feeds, topological_order(self.outputs), "Example")
+        self.feeds = dict(resolved.items())  # keyed by node (a dict[Node | str, Any] to mypy)
 
     @property
     def input_nodes(self) -> list[Node]:
         """The inputs to compile with: the declared ones, or the inputs the feeds give."""
         if self.inputs is not None:
             return list(self.inputs)
-        return [n for n in self.feeds if n.op.name == "input"]
+        # __post_init__ resolved the keys to nodes
+        return [n for n in self.feeds if isinstance(n, Node) and n.op.name == "input"]
 
     @property
     def trainable(self) -> bool:
         return self.optimizer is not None and self.dataset is not None
+
+    def load_dataset(self) -> Dataset:
+        """The dataset its ``dataset`` loader returns; GraphcError if it declares none."""
+        if self.dataset is None:
+            raise GraphcError("Example: the example declares no dataset")
+        return self.dataset()
 
 
 #: Where the examples that ship with graphc are: a package of its own beside ``graphc``, so
@@ -104,6 +113,8 @@ def load_example(path: str | os.PathLike) -> Example:
     you mean 'relu'?)``), chained to the original for ``--debug``."""
     path = find_example(path)
     spec = importlib.util.spec_from_file_location("graphc_example", path)
+    if spec is None or spec.loader is None:
+        raise GraphcError(f"{path}: not a Python file; an example file ends in .py")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

@@ -412,13 +412,13 @@ def _fail(code: int):
     return fail
 
 
-def _savez_then_fail(f, **arrays):
-    f.write(b"PK\x03\x04 the first bytes of a zip")
+def _write_then_fail(f, *args, **kwargs):
+    f.write(b"\x93NUMPY the first bytes of an array")
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 @pytest.mark.parametrize("target, replacement, reason", [
-    ("numpy.savez", _savez_then_fail, r"No space left on device \(ENOSPC\)"),
+    ("numpy.lib.format.write_array", _write_then_fail, r"No space left on device \(ENOSPC\)"),
     ("os.fsync", _fail(errno.ENOSPC), r"No space left on device \(ENOSPC\)"),
     ("os.replace", _fail(errno.EROFS), r"Read-only file system \(EROFS\)"),
     ("tempfile.mkstemp", _fail(errno.EROFS), r"Read-only file system \(EROFS\)"),

@@ -22,7 +22,7 @@ from graphc.backend.printer import CodeOptions, Signature, print_module
 from graphc.backend.schedule import schedule_of, signature_of
 from graphc.errors import FeedError
 from graphc.feeds import Dims, FeedPlan, Feeds, describe, leaf_name, resolve_feeds
-from graphc.files import atomic_write
+from graphc.files import atomic_write, write_npz
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
 from graphc.ops.elementwise import arg
@@ -148,8 +148,7 @@ class Program:
         if not path.endswith(".py"):
             raise ValueError(f"save: the path must end in .py, got {path!r}")
         arrays = {self.names[n.id]: n.array for n in self.signature.owned}
-        # mypy matches **arrays to savez's allow_pickle: bool too; every key here is an array's
-        atomic_write(path[:-3] + ".npz", lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+        atomic_write(path[:-3] + ".npz", lambda f: write_npz(f, arrays))
         options = replace(self.options, standalone_params=".npz")
         source = print_module(self.schedule, self.outputs, self.signature, self.header, options,
                               self.plan)[0]

@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not example.trainable:
         raise GraphcError(f"{args.example}: the example declares no optimizer and dataset, so "
                           "there is nothing to train (emit and render still work)")
-    data = example.dataset()
+    data = example.load_dataset()
     train, val, test = data.split((0.6, 0.2, 0.2), seed=example.seed)
     optimizer = example.optimizer if args.lr is None else with_lr(example.optimizer, args.lr)
     trainer = Trainer(example.outputs[0], example.input_nodes, optimizer,
@@ -188,7 +188,7 @@ def figure_feeds(example: Example, count: int = FIGURE_BATCH) -> dict:
     gradients (``feeds_title`` says which)."""
     if example.feeds or not example.trainable:
         return dict(example.feeds)
-    data = example.dataset()
+    data = example.load_dataset()
     features, labels = example.input_nodes[:2]
     return {features: data.x[:count].astype(features.dtype), labels: data.y[:count]}
 
@@ -199,7 +199,7 @@ def feeds_title(example: Example, feeds: dict) -> str | None:
     if example.feeds or not feeds:
         return None
     labels = feeds[example.input_nodes[1]]
-    return (f"values and gradients for {example.dataset().name} examples 0-{len(labels) - 1} "
+    return (f"values and gradients for {example.load_dataset().name} examples 0-{len(labels) - 1} "
             f"(labels {', '.join(str(int(y)) for y in labels)})")
 
 

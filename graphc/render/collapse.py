@@ -36,8 +36,8 @@ def group_nodes(nodes: Sequence[Node], collapse: Collapse) -> dict[int, str]:
             groups[node.id] = params[0]
         elif node.op.name == "elementwise":
             found = {groups.get(x.id) for x in node.inputs if x.op.name != "constant"}
-            if len(found) == 1 and None not in found:
-                groups[node.id] = found.pop()
+            if len(found) == 1 and (group := found.pop()) is not None:
+                groups[node.id] = group
     return groups
 
 

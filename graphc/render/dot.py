@@ -141,10 +141,11 @@ def figure_format(path: str | os.PathLike | None, format: str | None) -> str:  #
     """The format to write: ``format`` where given, else the extension of ``path``
     ("f.png": png), else svg. RenderError for a format Graphviz does not write."""
     if format is None:
-        ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() if path else ""
+        name = os.fspath(path) if path else ""
+        ext = os.path.splitext(name)[1].lstrip(".").lower()
         if not ext:
             return "svg"
-        format, where = ext, f" (the extension of {os.fspath(path)})"
+        format, where = ext, f" (the extension of {name})"
     else:
         where = ""
     if format not in FORMATS:

@@ -11,9 +11,11 @@ import argparse
 import ast
 import os
 from collections.abc import Sequence
+from typing import TypedDict
 
 from graphc.example import Example, load_example
 from graphc.ir.graph import topological_order
+from graphc.render.collapse import Collapse
 from graphc.render.draw import render
 from graphc.render.stages import STAGES
 from graphc.render.steps import render_steps
@@ -47,6 +49,13 @@ STAGE_TEXT = {
     "autodiff": "Forward and backward graph together (autodiff's nodes in red)",
     "optimized": "After the optimizing passes (`optimize=2`)",
 }
+
+
+class _Shape(TypedDict, total=False):
+    """The arguments of ``render`` that shape a network's figure."""
+
+    collapse: Collapse
+    rankdir: str
 
 
 def build(examples: str = "examples", docs: str = "docs") -> list[str]:
@@ -83,7 +92,7 @@ def _section(path: str, example: Example, folder: str, docs: str) -> tuple[str, 
     if network:
         parts.append("\nA network, drawn as `graphc render` draws one: each layer one box, in "
                      "the direction that keeps the figure within 3:1.\n")
-    shape = {"collapse": "layers", "rankdir": "auto"} if network else {}
+    shape: _Shape = {"collapse": "layers", "rankdir": "auto"} if network else {}
     shape_args = "".join(f", {k}=\"{v}\"" for k, v in shape.items())
     files = []
     for stage in STAGES:

@@ -149,15 +149,15 @@ def assigned_names(nodes: Iterable[Node]) -> dict[int, str]:
     Several nodes are made on a line such as ``f = 1 / (1 + gc.exp(-dot))``; only the last
     one made (the whole right-hand side) is what the variable holds, so only it is named.
     """
-    last: dict[tuple[str, int], Node] = {}
+    last: dict[tuple[str, int], tuple[Node, str]] = {}
     for node in nodes:
         loc = node.location
-        if node.name or loc is None or loc.assigned_name is None:
+        if node.name or loc is None or (name := loc.assigned_name) is None:
             continue
         key = (loc.filename, loc.lineno)
-        if key not in last or last[key].id < node.id:
-            last[key] = node
-    return {n.id: n.location.assigned_name for n in last.values()}
+        if key not in last or last[key][0].id < node.id:
+            last[key] = (node, name)
+    return {n.id: name for n, name in last.values()}
 
 
 def node_name(node: Node, names: dict[int, str]) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from graphc.feeds import leaf_name
 from graphc.ir.node import Node
 from graphc.render.collapse import Collapse, group_nodes
 from graphc.render.labels import (
@@ -158,8 +159,8 @@ class _SceneBuilder:
         name = node_name(node, self.names)
         shape = [] if self.scalar else [(shape_text(node), "sub")]
         if node.op.name == "constant":
-            value = format_array(node.value, self.digits)
-            if self.scalar or node.value.size <= SMALL_TENSOR:
+            value = format_array(node.array, self.digits)
+            if self.scalar or node.array.size <= SMALL_TENSOR:
                 return "constant", [(value, "main")]
             return "constant", [("const", "main")] + shape
         if node.op.name in LEAVES:
@@ -175,7 +176,7 @@ class _SceneBuilder:
             op = op_label(n, self.names) if n.inputs else None
             if op and (not ops or ops[-1] != op):
                 ops.append(op)
-        params = [n.name for n in members if n.op.name == "param"]
+        params = [leaf_name(n) for n in members if n.op.name == "param"]
         lines = [(label, "title"), (" → ".join(ops[:5]) + (" …" if len(ops) > 5 else ""), "sub")]
         if params:
             lines.append((", ".join(params), "sub"))
@@ -207,13 +208,15 @@ class _SceneBuilder:
             seen.add(head)
             arrows.append((v, i, head))
         parts = [self._part(u, v, i) for v, i, _ in arrows]
+        known = [p for p in parts if p is not None]
         name = self._variable(u)
-        if len(arrows) > 1 and not self.groups and all(p is not None for p in parts):
+        if (len(arrows) > 1 and not self.groups and len(known) == len(parts)
+                and self.notes is not None):
             total = self.notes.grads[u.id]
             point = f"b{self.position[u.id]}"
             self.vertices.append(Vertex(point, "branch", members=(u.id,)))
             steps = [self._step(v) for v, _, _ in arrows]
-            self.edges.append(Edge(tail, point, value, format_sum(total, parts, self.digits),
+            self.edges.append(Edge(tail, point, value, format_sum(total, known, self.digits),
                                    max(steps), None, backward, name))
             tail, name = point, None
         for (v, i, head), part in zip(arrows, parts):

@@ -65,11 +65,14 @@ def render_steps(outputs: Node | Sequence[Node], feeds: Mapping[Node | str, obje
     where ``format`` is not given); frame k goes beside it as ``f-01.svg``, ``f-02.svg``...
     ``path_prefix`` gives that stem ("f") directly.
     """
-    if (path is None) == (path_prefix is None):
+    if path is not None and path_prefix is None:
+        format = figure_format(path, format)
+        prefix = os.fspath(path).removesuffix(f".{format}")
+    elif path is None and path_prefix is not None:
+        format = figure_format(None, format)
+        prefix = os.fspath(path_prefix)
+    else:
         raise TypeError("render_steps: give the frames' path=, or path_prefix=, not both")
-    format = figure_format(path, format)
-    prefix = (os.fspath(path).removesuffix(f".{format}") if path is not None
-              else os.fspath(path_prefix))
     fmt = Numbers(decimals, digits)
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     given = resolve_feeds(feeds, topological_order(outputs), "render_steps")
@@ -135,9 +138,9 @@ def _caption_rows(k: int, n: int, v: Node, notes: Annotations,
 
 def _local_text(v: Node, i: int, notes: Annotations, local: dict[int, list[Node | None]],
                 names: dict[int, str], digits: Numbers) -> str:
-    if v.id not in local:
+    d = local[v.id][i] if v.id in local else None
+    if d is None:  # not elementwise, or an input without a gradient
         return f"Jacobian of {op_label(v, names)}"
-    d = local[v.id][i]
     value = format_array(notes.extra[d.id], digits)
     text = derivative_text(local_derivative(v.attrs["expr"], i), v, names)
     return value if text == value else f"{text} = {value}"
@@ -155,7 +158,8 @@ def _align(tables: list[list[Row]]) -> list[list[list[tuple[str, str | None]]]]:
     height = max(len(rows) for rows in tables)
     captions = []
     for rows in tables:
-        lines = [[(" " * line, None)], [(rows[0][0].ljust(line), None)]]
+        lines: list[list[tuple[str, str | None]]] = [[(" " * line, None)],
+                                                     [(rows[0][0].ljust(line), None)]]
         for row in rows[1:]:
             color = style.MUTED if row is rows[1] else None
             lines.append([(cell.ljust(int(w)) + ("  " if j < len(row) - 1 else ""),

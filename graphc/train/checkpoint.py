@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import CheckpointError
-from graphc.files import atomic_write
+from graphc.files import atomic_write, write_npz
 
 #: Version of the layout below; a reader refuses other versions.
 FORMAT = 1
@@ -116,7 +116,7 @@ def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     entries = {**arrays, META_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}
     entries[CHECKSUM_KEY] = np.frombuffer(digest(entries).encode("ascii"), dtype=np.uint8)
     try:
-        atomic_write(path, lambda f: np.savez(f, **entries))
+        atomic_write(path, lambda f: write_npz(f, entries))
     except OSError as err:
         raise os_error(path, "write the checkpoint (the earlier ones are intact)", err) from err
 
@@ -191,12 +191,12 @@ def prune(directory: str | os.PathLike, keep: int) -> None:
             damaged.append((path, err))
     if not kept:
         return
-    for path, err in damaged:
+    for path, damage in damaged:
         try:
             os.replace(path, path + CORRUPT_SUFFIX)
-        except OSError as os_err:
-            raise os_error(path, "set aside the damaged checkpoint", os_err) from os_err
-        warnings.warn(f"set aside damaged checkpoint as {path + CORRUPT_SUFFIX} ({err})",
+        except OSError as err:
+            raise os_error(path, "set aside the damaged checkpoint", err) from err
+        warnings.warn(f"set aside damaged checkpoint as {path + CORRUPT_SUFFIX} ({damage})",
                       CheckpointWarning, stacklevel=2)
     delete(paths)
 

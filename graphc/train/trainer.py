@@ -26,16 +26,17 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphc.compiler import compile
 from graphc.data.dataset import Dataset
 from graphc.errors import CheckpointError
-from graphc.files import atomic_write
+from graphc.feeds import leaf_name
+from graphc.files import atomic_write, write_npz
 from graphc.ir.graph import topological_order
 from graphc.ir.node import Node
 from graphc.losses import accuracy
@@ -45,6 +46,9 @@ from graphc.train.console import LOGGER
 from graphc.train.history import EpochResult, History
 from graphc.train.optimizers import Optimizer
 from graphc.train.plot import plot_history
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = LOGGER.getChild("train")
 
@@ -72,7 +76,7 @@ def reinit(outputs: Node | Sequence[Node]) -> list[Node]:
 def _reset(params: Sequence[Node]) -> list[Node]:
     reset = [p for p in params if p.id in _INITIAL]
     for p in reset:
-        p.value[...] = _INITIAL[p.id]
+        p.array[...] = _INITIAL[p.id]
         _TRAINED_BY.pop(p.id, None)
     return reset
 
@@ -85,7 +89,8 @@ class _Progress:
     epoch: int = 0  # epochs completed
     batch: int = 0  # minibatches of the current epoch completed
     global_step: int = 0
-    rng_state: dict[str, Any] | None = None  # data-order generator before this epoch's draw
+    #: The data-order generator before this epoch's draw (set as each epoch starts).
+    rng_state: Mapping[str, Any] = field(default_factory=dict)
     epoch_losses: list[float] = field(default_factory=list)
     history: list[EpochResult] = field(default_factory=list)
     best_val_loss: float | None = None
@@ -182,7 +187,7 @@ class Trainer:
         self._best: dict[str, np.ndarray] = {}
         self._serial = next(_serials)
         for p in self.params:
-            _INITIAL.setdefault(p.id, p.value.copy())
+            _INITIAL.setdefault(p.id, p.array.copy())
         if reinit:
             _reset(self.params)
         trained = [self.step.names[p.id] for p in self.params if p.id in _TRAINED_BY]
@@ -192,7 +197,7 @@ class Trainer:
                           "Trainer(..., reinit=True) or gc.reinit(loss) starts from their "
                           "initial values", TrainerWarning, stacklevel=2)
 
-    def plot(self, path: str | os.PathLike | None = None):
+    def plot(self, path: str | os.PathLike | None = None) -> Figure:
         """Draw the history with matplotlib (``pip install 'graphc[plot]'``): the training
         loss of every step and each epoch's training and validation loss on the left, the
         validation accuracy on the right; write it to ``path`` (its extension picks the
@@ -201,7 +206,7 @@ class Trainer:
         return plot_history(self.history, path)
 
     def _feeds(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        return {self.inputs[0].name: x, self.inputs[1].name: y}
+        return {leaf_name(self.inputs[0]): x, leaf_name(self.inputs[1]): y}
 
     def evaluate(self, data: Dataset, batch_size: int = 512) -> tuple[float, float | None]:
         """Mean loss and accuracy over a dataset (accuracy None without ``scores``)."""
@@ -310,9 +315,9 @@ class Trainer:
             if saved is None:
                 raise CheckpointError(f"{ckpt.path}: no array {name!r}; is it a checkpoint of "
                                       "another model?")
-            if saved.shape != node.value.shape or saved.dtype != node.value.dtype:
+            if saved.shape != node.array.shape or saved.dtype != node.array.dtype:
                 raise CheckpointError(f"{ckpt.path}: {name} is {saved.dtype} {saved.shape}, "
-                                      f"the model's is {node.value.dtype} {node.value.shape}")
+                                      f"the model's is {node.array.dtype} {node.array.shape}")
         run = _Progress.from_meta(ckpt.path, ckpt.meta)
         try:
             type(rng.bit_generator)().state = run.rng_state  # a scratch generator, to check
@@ -320,14 +325,14 @@ class Trainer:
             raise CheckpointError(f"{ckpt.path}: metadata field 'rng_state' is not a state of "
                                   f"{type(rng.bit_generator).__name__} ({err})") from err
         for name, node in self.owned.items():
-            node.value[...] = ckpt.arrays[name]
+            node.array[...] = ckpt.arrays[name]
         self._best = {name: ckpt.arrays[f"best:{name}"] for name in self._param_names()
                       if f"best:{name}" in ckpt.arrays}
         rng.bit_generator.state = run.rng_state
         return run
 
     def _checkpoint(self, plan: _Checkpoints, run: _Progress) -> None:
-        arrays = {name: node.value for name, node in self.owned.items()}
+        arrays = {name: node.array for name, node in self.owned.items()}
         arrays.update({f"best:{name}": value for name, value in self._best.items()})
         meta = {**asdict(run), "batch_size": plan.batch_size, "train_size": plan.train_size}
         checkpoint.ensure_directory(plan.directory)  # deleted since the run started?
@@ -347,7 +352,7 @@ class Trainer:
             return result
         if not np.isnan(val_loss) and (run.best_val_loss is None or val_loss < run.best_val_loss):
             run.best_val_loss, run.best_epoch, run.epochs_since_best = val_loss, run.epoch, 0
-            self._best = {self.step.names[p.id]: p.value.copy() for p in self.params}
+            self._best = {self.step.names[p.id]: p.array.copy() for p in self.params}
         else:
             run.epochs_since_best += 1
             run.stopped = patience is not None and run.epochs_since_best >= patience
@@ -355,7 +360,7 @@ class Trainer:
 
     def _restore_best(self, run: _Progress, progress: bool) -> None:
         for p in self.params:
-            p.value[...] = self._best[self.step.names[p.id]]
+            p.array[...] = self._best[self.step.names[p.id]]
         stopped = "stopped early; " if run.stopped else ""
         log.log(logging.INFO if progress else logging.DEBUG,
                 f"{stopped}restored the parameters of epoch {run.best_epoch} "
@@ -368,9 +373,9 @@ class Trainer:
         """Write the parameters, by generated name, to an .npz file atomically (a crash
         leaves the old file); CheckpointError names the file if it cannot be written."""
         path = os.fspath(path)
-        arrays = {self.step.names[p.id]: p.value for p in self.params}
+        arrays = {self.step.names[p.id]: p.array for p in self.params}
         try:
-            atomic_write(path, lambda f: np.savez(f, **arrays))
+            atomic_write(path, lambda f: write_npz(f, arrays))
         except OSError as err:
             raise checkpoint.os_error(path, "write the parameters", err) from err
 
@@ -380,11 +385,11 @@ class Trainer:
             for name, p in zip(self._param_names(), self.params):
                 if name not in saved.files:
                     raise CheckpointError(f"{path}: no array for parameter {name!r}")
-                if saved[name].shape != p.value.shape:
+                if saved[name].shape != p.array.shape:
                     raise CheckpointError(f"{path}: {name} has shape {saved[name].shape}, "
-                                          f"the model's is {p.value.shape}")
+                                          f"the model's is {p.array.shape}")
             for name, p in zip(self._param_names(), self.params):
-                p.value[...] = saved[name]
+                p.array[...] = saved[name]
 
 
 def _plan(train: Dataset, val: Dataset | None, batch_size: int, directory: str | os.PathLike | None,
