@@ -235,9 +235,10 @@ def _allocations(code: StageCode, dims: Mapping[str, int]) -> tuple[int, int | N
     for node in code.schedule:
         if not node.op.fresh or node.op.inline or not node.inputs:
             continue
-        if node.op.name in ("elementwise", "assign"):
-            k = 1 if node.op.name == "assign" else 0
-            shapes = {arg(j): x.shape for j, x in enumerate(node.inputs[k:])}
+        if "expr" in node.attrs:  # an elementwise expression, or an update computing one
+            target = node.op.updates(node)
+            values = node.inputs if target is None else node.inputs[target + 1:]
+            shapes = {arg(j): x.shape for j, x in enumerate(values)}
             placement = placed.get(node.id)
             if placement is None or placement.lowering is None:
                 exprs = [node.attrs["expr"]]
