@@ -64,6 +64,14 @@ def test_a_mistake_in_an_example_is_one_message_with_its_file_and_line(tmp_path,
     assert path.read_text().splitlines()[lineno - 1].strip() in err  # the line, quoted
 
 
+def test_a_file_that_is_not_python_is_one_message(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x = 1\n")
+    assert main(["emit", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not a Python file" in err and "notes.txt" in err
+
+
 def test_a_missing_extra_says_which_one_to_install(tmp_path, capsys, monkeypatch):
     path = broken(tmp_path, "import graphc as gc\n",
                   "import graphc as gc\nfrom sklearn.datasets import load_digits as _\n")
