@@ -8,7 +8,7 @@ Everything here returns plain text; ``graphc.render.dot`` escapes it for Graphvi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,15 +63,18 @@ class Numbers:
 SLIDES = Numbers()
 
 #: A number format as the functions here take it: a ``Numbers``, a count of significant
-#: digits (``digits=2``, as graphc's figures wrote numbers before), or None for ``SLIDES``.
-NumberFormat = Numbers | int | None
+#: digits (``digits=2``, as graphc's figures wrote numbers before), None for ``SLIDES``, or
+#: any function of a number (the viewer's ``slide_number``).
+NumberFormat = Numbers | int | None | Callable[[float], str]
 
 
-def numbers(fmt: NumberFormat) -> Numbers:
-    """The ``Numbers`` a format argument stands for."""
+def numbers(fmt: NumberFormat) -> Callable[[float], str]:
+    """The function writing numbers that a format argument stands for."""
     if fmt is None:
         return SLIDES
-    return fmt if isinstance(fmt, Numbers) else Numbers(digits=fmt)
+    if isinstance(fmt, int):
+        return Numbers(digits=fmt)
+    return fmt
 
 
 def format_number(x: float, digits: NumberFormat = None) -> str:
@@ -104,21 +107,24 @@ def format_array(value: np.ndarray, digits: NumberFormat = None, multiline: bool
     ``multiline``, a small matrix is written one row per line.
     """
     a = np.asarray(value)
-    if a.dtype.kind == "b":
-        a = a.astype(np.int64)
+    fmt: NumberFormat = _integer if a.dtype.kind in "biu" else digits  # labels, masks
     if a.ndim == 0:
-        return format_number(a.item(), digits)
+        return format_number(a.item(), fmt)
     if a.size <= SMALL_TENSOR:
-        rows = [_nested(row, digits) for row in a.tolist()]
+        rows = [_nested(row, fmt) for row in a.tolist()]
         if multiline and a.ndim == 2 and len(rows) > 1:
             return "[" + ",\n".join(rows) + "]"
-        return _nested(a.tolist(), digits)
+        return _nested(a.tolist(), fmt)
     dims = "×".join(str(d) for d in a.shape)
     mean = float(np.mean(a))
     if abs(mean) <= 1e-12 * float(np.max(np.abs(a))):
         mean = 0.0  # rounding noise, as in a gradient that sums to zero over classes
     norm = float(np.linalg.norm(a.astype(np.float64).ravel()))
     return f"{dims}: mean {format_number(mean, digits)}, norm {format_number(norm, digits)}"
+
+
+def _integer(x: float) -> str:
+    return str(int(x))
 
 
 def _nested(items: list | float, digits: NumberFormat) -> str:

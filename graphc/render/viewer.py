@@ -15,6 +15,7 @@ than to two significant digits as ``gc.render``'s figures are.
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Mapping, Sequence
@@ -34,9 +35,9 @@ from graphc.render.collapse import Collapse, group_nodes
 from graphc.render.dot import RenderError, dot_available
 from graphc.render.labels import (
     LEAVES,
-    SMALL_TENSOR,
     assigned_names,
     derivative_text,
+    format_array,
     node_name,
     objective_name,
     op_label,
@@ -107,29 +108,9 @@ def slide_number(x: float, decimals: int = 2) -> str:
 
 def slide_array(value: np.ndarray, decimals: int = 2, multiline: bool = False) -> str:
     """A value as the viewer writes it: a number, a small tensor's entries, or a summary of
-    a large one (``4×128: mean 0.12, norm 3.40``); integers (labels) as integers."""
-    a = np.asarray(value)
-    integers = a.dtype.kind in "biu"
-
-    def fmt(x: float) -> str:
-        return str(int(x)) if integers else slide_number(x, decimals)
-    if a.ndim == 0:
-        return fmt(a.item())
-    if a.size <= SMALL_TENSOR:
-        def nested(items: list | float) -> str:
-            if isinstance(items, list):
-                return "[" + ", ".join(nested(x) for x in items) + "]"
-            return fmt(items)
-        rows = [nested(row) for row in a.tolist()]
-        if multiline and a.ndim == 2 and len(rows) > 1:
-            return "[" + ",\n".join(rows) + "]"
-        return nested(a.tolist())
-    dims = "×".join(str(d) for d in a.shape)
-    mean = float(np.mean(a))
-    if abs(mean) <= 1e-12 * float(np.max(np.abs(a))):
-        mean = 0.0  # rounding noise, as in a gradient that sums to zero over classes
-    norm = float(np.linalg.norm(a.astype(np.float64).ravel()))
-    return f"{dims}: mean {slide_number(mean, decimals)}, norm {slide_number(norm, decimals)}"
+    a large one (``4×128: mean 0.12, norm 3.40``); integers (labels) as integers. The
+    figures' ``format_array``, with the viewer's numbers."""
+    return format_array(value, functools.partial(slide_number, decimals=decimals), multiline)
 
 
 # --- one stage -------------------------------------------------------------------------------
