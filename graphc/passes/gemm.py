@@ -24,7 +24,7 @@ from graphc.ir.node import Node
 from graphc.ir.shapes import sizes_of
 from graphc.ops.blas import numpy_blas_found
 from graphc.ops.elementwise import arg
-from graphc.ops.state import gemm_update
+from graphc.ops.updates import gemm_update
 from graphc.passes.rewriting import replacing, rewrite
 
 #: Targets with fewer elements keep ``W -= d_W``: a gemm call through ctypes costs about

@@ -28,7 +28,7 @@ from graphc.ir.node import Node
 from graphc.ops import api as ops
 from graphc.ops.leaves import state
 from graphc.ops.registry import role
-from graphc.ops.state import assign
+from graphc.ops.updates import assign
 
 
 class Optimizer:
