@@ -1,13 +1,16 @@
 """The memory pass (optimize=2): buffers planned over the schedule, elementwise expressions
 lowered to in-place ufunc calls. The code must give the interpreter's numbers on random
 graphs, across calls and batch sizes, must never hand the caller an array that the next call
-overwrites, and must reuse buffers."""
+overwrites, and must reuse buffers, which the code names after what they hold."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ import graphc as gc
 from graphc.backend import memory, printer
 from graphc.backend.memory import live_until, plan_memory
 from graphc.backend.schedule import schedule_of as _schedule
+from graphc.example import load_example
 from graphc.ir.node import OPS
 from graphc.ops.elementwise import arg
 from graphc.ops.functions import step
@@ -232,7 +236,8 @@ def test_scalar_factors_fold_into_one_multiply() -> None:
 def test_relu_gradient_compares_against_the_zeros_buffer() -> None:
     loss, inputs = mlp()
     source = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2).source
-    assert "np.greater(h1, zeros0, out=" in source and "0.0" not in source.split("# backward")[1]
+    assert "np.greater(h1, zeros_batch_16, out=" in source
+    assert "0.0" not in source.split("# backward")[1]
 
 
 def test_saved_module_runs_with_numpy_only(tmp_path) -> None:
@@ -302,3 +307,123 @@ def test_neither_the_printer_nor_the_planner_names_an_op() -> None:
         source = inspect.getsource(module)
         assert "op.name" not in source, module.__name__
         assert not re.search(rf"[\"']({ops})[\"']", source), module.__name__
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_step(name: str) -> gc.Program:
+    """The training step ``graphc emit`` prints for a shipped example, at the default level."""
+    example = load_example(EXAMPLES / f"{name}.py")
+    return gc.compile(example.outputs, example.input_nodes, optimizer=example.optimizer)
+
+
+def main_of(source: str) -> ast.FunctionDef:
+    return next(n for n in ast.parse(source).body
+                if isinstance(n, ast.FunctionDef) and n.name == "main")
+
+
+def test_the_digits_step_names_its_buffers_after_what_they_hold() -> None:
+    """out/mlp_digits_step.py reads without the optimize=1 code beside it: no buffer is
+    ``bufN``; a value is written over its input in place under that input's name and bound to
+    its own; scratch and constants are named by role and shape; an update computed before it
+    is applied is its parameter's delta. Names change, not the computation: the report's
+    counts stay those of the numbered buffers (90 NumPy calls, 16 arrays allocated)."""
+    prog = example_step("mlp_digits")
+    main = prog.source[prog.source.index("def main("):]
+    assert not re.search(r"\bbuf\d+\b", main)
+    for line in ["np.matmul(x, W1, out=matmul1)",
+                 "h1 = np.maximum(matmul1, zeros_batch_128, out=matmul1)",
+                 "np.subtract(scores, scratch_batch_1, out=log_p)",
+                 "g_one_hot1[np.arange(batch), labels] = 1",
+                 "d_scores = np.multiply(log_p, 1/batch, out=log_p)",
+                 "np.matmul(ones_batch, g_relu1, out=d_b1)",
+                 "np.add(scratch_64_128, scratch_64_128_2, out=m_W1)",
+                 "W1 -= delta_W1"]:
+        assert line in main, line
+    assert "    g_one_hot1 = scratch_batch_10\n" in prog.source  # in _allocate: one array
+    rows = {r[0]: r for r in prog.report(batch=32).rows}
+    assert rows["memory"][2:4] == ["90", "16"]
+
+
+def momentum_step() -> gc.Program:
+    loss, inputs = mlp()
+    return gc.compile([loss], inputs, optimizer=gc.Momentum(0.1))
+
+
+def random_step(seed: int) -> gc.Program:
+    outputs, inputs, _ = random_graph(seed)
+    return gc.compile(outputs, inputs)
+
+
+#: Planned steps whose buffers hold values, scratch, constants and updates' deltas, in
+#: chains where a buffer is reused once what it held is dead.
+STEPS = {"mlp_digits": lambda: example_step("mlp_digits"),
+         "cnn_digits": lambda: example_step("cnn_digits"),
+         "mlp with momentum": momentum_step,
+         **{f"random graph {seed}": partial(random_step, seed) for seed in range(0, 40, 3)}}
+
+#: A name for an array that holds no value of the graph: its role and shape.
+ROLE_NAME = re.compile(r"(scratch|mask|zeros|ones)(_\w+)?")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_planned_statement_writes_into_a_readable_name(step: str) -> None:
+    """Each array that main unpacks and every ``out=`` names a value of the graph (``h1``,
+    ``d_W1``), an update's delta (``delta_W1``), or scratch or a constant by role and shape
+    (``scratch_64_128``, ``ones_batch``); main unpacks a name per stretch of a buffer's life,
+    all of them bound to the plan's buffers, one array each."""
+    prog = STEPS[step]()
+    values = set(prog.names.values())
+    main = main_of(prog.source)
+    unpack = next(s for s in main.body if isinstance(s, ast.Assign)
+                  and "_buffers" in ast.unparse(s.value))
+    unpacked = [t.id for t in unpack.targets[0].elts]
+    outs = [ast.unparse(k.value).split(".")[0] for n in ast.walk(main)
+            if isinstance(n, ast.Call) for k in n.keywords if k.arg == "out"]
+    assert outs
+    for name in unpacked + outs:
+        assert name in values or ROLE_NAME.fullmatch(name) or (
+            name.startswith("delta_") and name[6:] in values), f"{step}: {name}"
+        assert not re.fullmatch(r"buf\d+", name), f"{step}: {name}"
+    assert len(unpacked) == len(set(unpacked))
+    allocate = prog._fn.__globals__["_allocate"]
+    arrays = allocate(*[3] * allocate.__code__.co_argcount)
+    assert len(arrays) == len(unpacked)
+    assert len({id(a) for a in arrays}) == len(prog.plan.buffers)
+
+
+def test_a_buffer_takes_a_new_name_where_it_starts_to_hold_something_new() -> None:
+    """With momentum, each parameter's step is computed into its gradient's array once the
+    gradient is dead: under the name delta_W1, bound to d_W1's array in _allocate; the
+    one-hot labels go into the array log_p's scratch used."""
+    source = momentum_step().source
+    assert "    delta_W1 = d_W1\n" in source and "    g_one_hot1 = scratch_batch_4\n" in source
+    assert "np.multiply(b_W1, 0.1, out=delta_W1)" in source and "W1 -= delta_W1" in source
+
+
+def test_buffer_names_never_take_a_users_name() -> None:
+    """User names that the buffers' names would be (a role and a shape, a delta): the
+    buffers take suffixed names, every name stays unique, and the step trains as the plain
+    code does."""
+    progs = []
+    for level in (0, 2):
+        ones_batch = gc.input("ones_batch", ("batch", 3))
+        labels = gc.input("zeros_batch_4", ("batch",), dtype="int64")
+        W = gc.param("W", (3, 4), seed=0)
+        delta_W = gc.param("delta_W", (4,), init=0.1)
+        scratch_batch_1 = gc.relu(ones_batch @ W + delta_W)
+        loss = gc.softmax_cross_entropy(scratch_batch_1, labels)
+        progs.append(gc.compile([loss], [ones_batch, labels], optimizer=gc.Momentum(0.1),
+                                optimize=level))
+    source = progs[1].source
+    for name in ("zeros_batch_4_2", "ones_batch_2", "delta_W_2", "scratch_batch_1_2"):
+        assert re.search(rf"\b{name}\b", source), name
+    rng = np.random.default_rng(3)
+    for batch in (4, 4, 6):
+        feeds = {"ones_batch": rng.standard_normal((batch, 3)),
+                 "zeros_batch_4": labels_for(rng, batch, 4)}
+        losses = [p(**feeds)[0] for p in progs]
+        assert_close(losses[1], losses[0], rtol=CODEGEN_RTOL, what="loss")
+    for name, value in progs[0].params.items():
+        assert_close(progs[1].params[name], value, rtol=1e-9, atol=1e-12, what=name)

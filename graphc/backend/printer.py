@@ -2,19 +2,21 @@
 
 One statement per node (ops print themselves through ``Op.emit``), variables named after the
 user's nodes, the shape in a trailing comment, and three sections: forward, backward, update.
+With a memory plan, the buffers are named after what they hold (``names.name_buffers``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from graphc.backend.memory import MemoryPlan
-from graphc.backend.names import NameTable, hint
+from graphc.backend.names import BufferNames, NameTable, hint, name_buffers
 from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Arrays, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
@@ -36,8 +38,8 @@ class Emitter:
     used_dims: set[str] = field(default_factory=set)
     helpers: set[str] = field(default_factory=set)
     plan: MemoryPlan = field(default_factory=MemoryPlan)
-    #: The variable of each of the plan's buffers.
-    buffers: list[str] = field(default_factory=list)
+    #: The variables the step's code names the plan's buffers by.
+    buffers: BufferNames = field(default_factory=lambda: BufferNames([], {}, {}, {}))
 
     def target(self, node: Node) -> str:
         return self.names[node.id]
@@ -47,10 +49,10 @@ class Emitter:
         if placement is None:
             return None
         k = node.op.updates(node)
-        out = self.buffers[placement.out] if placement.out is not None else \
+        out = self.buffers.out[node.id] if placement.out is not None else \
             self.names[node.inputs[k].id] if k is not None else None
         assert out is not None, "the memory plan gives a node that updates no input a buffer"
-        return Arrays(out, tuple(self.buffers[b] for b in placement.arrays), placement.storage)
+        return Arrays(out, self.buffers.arrays[node.id], placement.storage)
 
     def tmp(self, wanted: str) -> str:
         return self.table.fresh(wanted)
@@ -132,10 +134,10 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     table = NameTable()
     names = assign_names(schedule, signature, table)
     dims = _dim_sources(signature.inputs, names)
+    dim_names = {d: table.fresh(d) for d in dims}
     plan = plan or MemoryPlan()
-    buffers = _buffer_names(plan, table)
-    e = Emitter(names, table, {d: table.fresh(d) for d in dims}, training=options.training,
-                plan=plan, buffers=buffers)
+    buffers = name_buffers(schedule, plan, names, table)
+    e = Emitter(names, table, dim_names, training=options.training, plan=plan, buffers=buffers)
     output_ids = {o.id for o in outputs}
     checks: list[str] = []
     body: list[str] = []
@@ -173,12 +175,15 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
             body.append(f"_check_finite({names[node.id]}, _NODES[{len(checks) - 1}])")
     allocate = _allocator(buffers, plan, e)
     prologue = [f"{e.dims[d]} = {src}" for d, src in dims.items() if d in e.used_dims]
-    if buffers:
+    if buffers.variables:
         sizes = [e.dims[d] for d in dims if d in allocate.dims]
         key = _tuple(sizes)
-        prologue.append(f"{_tuple(buffers)[1:-1] if len(buffers) > 1 else _tuple(buffers)} = "
-                        f"_buffers.get({key}) or "
-                        f"_buffers.setdefault({key}, _allocate({', '.join(sizes)}))")
+        lookup = f"_buffers.get({key}) or _buffers.setdefault({key}, _allocate({', '.join(sizes)}))"
+        targets = _wrap(_tuple([name for name, _ in buffers.variables]), " ")
+        if len(targets) == 1 and len(targets[0]) + len(lookup) <= 81:
+            prologue.append(f"{targets[0]} = {lookup}")
+        else:
+            prologue += [*targets[:-1], f"{targets[-1]} = (", f"    {lookup})"]
     results = ", ".join(names[o.id] for o in outputs)
     body = prologue + body + [f"return [{results}]"]
     if plan.buffers:
@@ -189,6 +194,13 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     module = _module(header, signature, names, body, e.helpers, counts, options, checks,
                      allocate.source, updated)
     return module, names
+
+
+def _wrap(text: str, indent: str, first: str = "") -> list[str]:
+    """``text`` in lines that fit 88 columns in a function's body, broken only after a
+    comma (never inside a name, however long)."""
+    return textwrap.wrap(text, 84, initial_indent=first, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _tuple(items: Sequence[str]) -> str:
@@ -204,27 +216,39 @@ class Allocator:
     dims: frozenset[str]
 
 
-def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
-    """``_allocate(batch)``: every buffer of the step for one size of its named dims."""
-    if not buffers:
+def _allocator(buffers: BufferNames, plan: MemoryPlan, e: Emitter) -> Allocator:
+    """``_allocate(batch)``: every buffer of the step for one size of its named dims, made
+    under its first variable, its later variables bound to it (``g_one_hot1 =
+    scratch_batch_10``), a comment saying what a variable holds where its name does not."""
+    if not buffers.variables:
         return Allocator("", frozenset())
     before = set(e.used_dims)
     e.used_dims = set()
-    rows = [f"        np.{FILLS[b.fill]}({e.shape(b.shape)}, "
-            f"np.{'bool_' if b.dtype == bool else b.dtype.name}),  # {name}"
-            for name, b in zip(buffers, plan.buffers)]
+    made: dict[int, str] = {}
+    rows = []
+    for name, k in buffers.variables:
+        b = plan.buffers[k]
+        row = f"    {name} = " + (made[k] if k in made else
+                                  f"np.{FILLS[b.fill]}({e.shape(b.shape)}, "
+                                  f"np.{'bool_' if b.dtype == bool else b.dtype.name})")
+        made.setdefault(k, name)
+        holds = buffers.holds.get(name)
+        rows.append(_with_comment(row, safe_comment(holds)) if holds else row)
     dims = frozenset(e.used_dims)
     e.used_dims |= before
     params = ", ".join(e.dims[d] for d in e.dims if d in dims)
+    returned = _wrap(", ".join(name for name, _ in buffers.variables) + ",", " " * 8, " " * 8)
     source = "\n".join([
         "_buffers = {}",
         "",
         "",
         f"def _allocate({params}):",
-        '    """The step\'s scratch arrays for one size of its named dimensions: made at the',
-        '    first call with that size, reused by every later one."""',
-        "    return (",
+        '    """The step\'s arrays for one size of its named dimensions: made at the first',
+        '    call with that size, reused by every later one. An array takes a new name where',
+        '    it starts to hold something new: what it held before is dead by then."""',
         *rows,
+        "    return (",
+        *returned,
         "    )",
     ]) + "\n"
     return Allocator(source, dims)
@@ -232,17 +256,6 @@ def _allocator(buffers: list[str], plan: MemoryPlan, e: Emitter) -> Allocator:
 
 #: How a buffer is made: scratch, or filled with the constant it holds.
 FILLS = {None: "empty", 0: "zeros", 1: "ones"}
-_BUFFER_WORDS = {None: "buf", 0: "zeros", 1: "ones"}
-
-
-def _buffer_names(plan: MemoryPlan, table: NameTable) -> list[str]:
-    """``buf0, buf1, ...`` for scratch buffers, ``zeros0``, ``ones0`` for constant ones."""
-    counts = dict.fromkeys(FILLS, 0)
-    names = []
-    for b in plan.buffers:
-        names.append(table.fresh(f"{_BUFFER_WORDS[b.fill]}{counts[b.fill]}"))
-        counts[b.fill] += 1
-    return names
 
 
 def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
