@@ -58,6 +58,27 @@ class _Shape(TypedDict, total=False):
     rankdir: str
 
 
+#: The viewer's section, after the examples: its screenshots are taken in a browser
+#: (tests/test_viewer.py can write them), so this page only links them.
+VIEWER = """
+## The backprop viewer
+
+Every example above also opens in the viewer, one offline HTML page that steps through the
+forward and the backward pass with the generated code beside the graph
+([docs/viewer.md](viewer.md)):
+
+```bash
+graphc view examples/sigmoid_neuron.py -o sigmoid.html
+```
+
+![the viewer at backward step 6 of the sigmoid neuron, 1280x720](gallery/viewer-sigmoid_neuron.png)
+
+In presentation mode (F), at the last step:
+
+![the viewer in presentation mode at the last step](gallery/viewer-sigmoid_neuron-present.png)
+"""
+
+
 def build(examples: str = "examples", docs: str = "docs") -> list[str]:
     """Draw every example into ``docs``/gallery and write ``docs``/gallery.md; returns the
     paths of the figures written."""
@@ -74,7 +95,7 @@ def build(examples: str = "examples", docs: str = "docs") -> list[str]:
         if stale.endswith(".svg"):
             os.remove(os.path.join(folder, stale))
     with open(os.path.join(docs, "gallery.md"), "w", encoding="utf-8") as f:
-        f.write(INTRO + "".join(sections))
+        f.write(INTRO + "".join(sections) + VIEWER)
     return written
 
 
