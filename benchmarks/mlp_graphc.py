@@ -7,14 +7,20 @@ optimize=1 (one plain NumPy statement per node), so the table shows what each le
 All start from `make_problem`'s parameters and minibatch, so `reference_step_check` can check
 them against the baselines.
 
-Run ``python -m benchmarks.mlp_graphc`` for the table with ratios to hand_tuned.
+Run ``python -m benchmarks.mlp_graphc`` for the table with ratios to hand_tuned. Each table
+also gives the NumPy calls per step (`numpy_calls`): graphc's as ``Program.report`` counts
+them in its generated ``main``, the hand-tuned step's and the GEMM floor's counted the same way
+from their source, so a reader sees where graphc stands in calls as well as in time.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
@@ -29,13 +35,16 @@ from benchmarks.mlp_baselines import (
     PARAM_NAMES,
     TrainingStep,
     default_inner,
+    make_gemm_floor,
+    make_hand_tuned,
     make_problem,
     reference_step_check,
 )
 
 
-def _make(batch: int, dtype: DTypeLike, seed: int, optimize: int) -> TrainingStep:
-    """The compiled step: the graph, its parameters initialised from `make_problem`."""
+def _compile(batch: int, dtype: DTypeLike, seed: int, optimize: int):  # -> gc.Program
+    """The compiled program and its feeds: the graph, its parameters initialised from
+    `make_problem`."""
     import graphc as gc
 
     problem = make_problem(batch, dtype, seed)
@@ -49,7 +58,12 @@ def _make(batch: int, dtype: DTypeLike, seed: int, optimize: int) -> TrainingSte
     h2 = gc.relu(h1 @ W2 + b2)
     loss = gc.softmax_cross_entropy(h2 @ W3 + b3, labels)
     prog = gc.compile([loss], [x, labels], optimizer=gc.SGD(LEARNING_RATE), optimize=optimize)
-    feeds = {"x": problem.x, "labels": problem.labels}
+    return prog, {"x": problem.x, "labels": problem.labels}
+
+
+def _make(batch: int, dtype: DTypeLike, seed: int, optimize: int) -> TrainingStep:
+    """The compiled step, called with `make_problem`'s minibatch."""
+    prog, feeds = _compile(batch, dtype, seed, optimize)
 
     def step() -> float:
         return float(prog(**feeds)[0])
@@ -71,6 +85,62 @@ def make_graphc_O3(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:
 def make_graphc_O1(batch: int, dtype: DTypeLike, seed: int = 0) -> TrainingStep:  # noqa: N802
     """graphc at optimize=1: one plain NumPy statement per node, no buffers."""
     return _make(batch, dtype, seed, optimize=1)
+
+
+#: graphc's implementations by their optimize level.
+LEVELS = {"graphc": 2, "graphc_O3": 3, "graphc_O1": 1}
+
+#: The NumPy steps whose calls are counted from their source: the factory and its inner
+#: function that is the step.
+COUNTED_FROM_SOURCE: dict[str, tuple[Callable[..., object], str]] = {
+    "hand_tuned": (make_hand_tuned, "step"), "gemm_floor": (make_gemm_floor, "products")}
+
+
+def source_numpy_calls(factory: Callable[..., object], function: str) -> int:
+    """NumPy calls per step of the function ``function`` defined in ``factory``, counted as
+    ``Program.report`` counts graphc's ``main`` (calls, binary operators and augmented
+    assignments), with a loop over the parameters counted once per parameter, as it runs."""
+    from graphc.backend.program import _numpy_calls
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(factory)))
+    step = next(n for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and n.name == function)
+    body: list[ast.stmt] = []
+    for stmt in step.body:
+        body += stmt.body * len(PARAM_NAMES) if isinstance(stmt, ast.For) else [stmt]
+    step.name, step.body, step.decorator_list = "main", body, []
+    return _numpy_calls(ast.unparse(step))
+
+
+def numpy_calls(names: Sequence[str], batch: int = 32, dtype: DTypeLike = "float32"
+                ) -> dict[str, int]:
+    """NumPy calls per step of each of ``names`` that is graphc's or counted from source:
+    graphc's from ``prog.report()`` (its last stage, the code the program runs)."""
+    calls = {}
+    for name in names:
+        if name in LEVELS:
+            prog, _ = _compile(batch, dtype, 0, LEVELS[name])
+            calls[name] = int(prog.report(batch=batch).rows[-1][2])
+        elif name in COUNTED_FROM_SOURCE:
+            calls[name] = source_numpy_calls(*COUNTED_FROM_SOURCE[name])
+    return calls
+
+
+def with_calls(markdown: str, calls: Mapping[str, int]) -> str:
+    """`harness.table`'s Markdown with a column of NumPy calls per step ("-" where not
+    counted)."""
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        if i == 0:
+            lines[i] = line + " NumPy calls/step |"
+        elif i == 1:
+            lines[i] = line + "---:|"
+        else:
+            name = line.split("|")[1].strip()
+            lines[i] = line + f" {calls.get(name, '-')} |"
+    return "\n".join(lines)
 
 
 #: Every implementation timed in the same run: graphc's three levels beside each baseline
@@ -96,12 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference_step_check(factories={n: f for n, f in chosen.items() if n not in NOT_TRAINING})
     parts = [machine_description()]
     print(parts[0], flush=True)
+    calls = numpy_calls(list(chosen))
     for dtype in args.dtype:
         for batch in args.batch:
             factories = {n: partial(f, batch, dtype) for n, f in chosen.items()}
             samples = compare(factories, repeats=args.repeats, inner=default_inner(batch),
                               threads=args.threads)
-            parts.append(f"## {dtype}, batch {batch}\n\n{table(samples)}")
+            parts.append(f"## {dtype}, batch {batch}\n\n{with_calls(table(samples), calls)}")
             print(f"\n{parts[-1]}", flush=True)
     if args.out:
         with open(args.out, "w") as f:

@@ -1,5 +1,6 @@
 """Ops of neural-network outputs: softmax, log-softmax, logsumexp, label selection, one-hot,
-and the softmax cross-entropy loss with its fused gradient (p - onehot) / B."""
+and the softmax cross-entropy loss with its fused gradient (p - onehot) / B, computed with
+no one-hot matrix."""
 
 from __future__ import annotations
 
@@ -229,10 +230,12 @@ class SoftmaxCrossEntropy(Op):
 
     As declared, the node reads (logits, labels): the figure of the loss is one node, its
     code logsumexp minus the true score, its gradient the fused (softmax - onehot) / B.
-    The stabilize pass gives it a third input, log_softmax(logits), which forward and
-    backward then share: the loss is -mean(log_p[rows, labels]) and the gradient
-    (exp(log_p) - onehot) / B, so nothing is computed twice. The loss is a function of the
-    logits alone: the log-probabilities carry no gradient of their own.
+    The stabilize pass gives it two more inputs, log_p = log_softmax(logits) and
+    log_p_labels = log_p[rows, labels], which forward and backward then share: the loss is
+    -mean(log_p_labels) and the gradient (``softmax_cross_entropy_grad``) exp(log_p) with
+    expm1(log_p_labels) at the labels, divided by B, so nothing is computed twice and no
+    one-hot matrix is made. The loss is a function of the logits alone: the shared inputs
+    carry no gradient of their own.
     """
 
     name = "softmax_cross_entropy"
@@ -259,6 +262,8 @@ class SoftmaxCrossEntropy(Op):
         # the mean as sum / batch: ndarray.mean costs several microseconds more per call
         batch = e.dim(node.inputs[0].shape[0])
         rows = f"np.arange({batch})"
+        if len(args) == 4:
+            return f"-{args[3]}.sum() / {batch}"
         if len(args) == 3:
             return f"-{args[2]}[{rows}, {args[1]}].sum() / {batch}"
         s, labels = args
@@ -270,19 +275,149 @@ class SoftmaxCrossEntropy(Op):
     def vjp(self, node, g):
 
         logits, labels = node.inputs[:2]
-        onehot = make("one_hot", (labels,), depth=logits.shape[1], dtype=logits.dtype)
-        gs, ps, ys, bs = sp.symbols("g p y B", real=True)
-        if len(node.inputs) == 3:  # p = exp(log_p), from the shared log-probabilities
-            p, probabilities = node.inputs[2], sp.exp(ps)
-        else:
-            p, probabilities = make("softmax", (logits,), axis=1), ps
-        grad = from_expr("softmax CE'", gs * (probabilities - ys) / bs,
-                         {gs: g, ps: p, ys: onehot, bs: size(logits, (0,))})
+        # from the shared log-probabilities where the stabilize pass gave them, else its own
+        log_p = node.inputs[2] if len(node.inputs) >= 3 else \
+            make("log_softmax", (logits,), axis=1).named("log_p")
+        taken = node.inputs[3] if len(node.inputs) == 4 else \
+            make("take", (log_p, labels)).named("log_p_labels")
+        grad = softmax_cross_entropy_grad(g, log_p, labels, taken, size(logits, (0,)))
         return [grad, None] + [None] * (len(node.inputs) - 2)
 
 
+def _number(node: Node) -> float | None:
+    """The value of a scalar constant node, None for any other node."""
+    if node.op.name == "constant" and node.shape == ():
+        return float(node.array)
+    return None
+
+
+def softmax_cross_entropy_grad(g: Node, log_p: Node, labels: Node, taken: Node,
+                               n: Node) -> Node:
+    """``g * (exp(log_p) - onehot(labels)) / n``, reading ``taken = log_p[rows, labels]``:
+    a scalar constant among g and n is folded into the node's ``scale``, so that the step
+    neither binds nor converts it."""
+    gv, nv = _number(g), _number(n)
+    scale = (1.0 if gv is None else gv) / (1.0 if nv is None else nv)
+    scalars = tuple(x for x, v in ((g, gv), (n, nv)) if v is None)
+    return make("softmax_cross_entropy_grad", (log_p, labels, taken) + scalars, scale=scale,
+                has_g=gv is None, has_n=nv is None)
+
+
+def _number_code(value: float, dtype: np.dtype) -> str:
+    """A factor as a short literal: 1 as ``1``, a float32 learning rate as ``0.01``."""
+    if value == 1:
+        return "1"
+    short = dtype.type(value)
+    return repr(float(str(short))) if float(short) == value else repr(value)
+
+
+class SoftmaxCrossEntropyGrad(Op):
+    """The gradient of the softmax cross-entropy with respect to its logits,
+    ``scale * g * (exp(log_p) - onehot(labels)) / n``, from the log-probabilities, the labels,
+    the log-probabilities at the labels (``log_p[rows, labels]``, which the loss reads too),
+    then the upstream gradient g (a scalar, which carries the learning rate where it is
+    folded into the seed) if ``has_g`` and the batch size n if ``has_n``: a constant g or n
+    is folded into ``scale`` (``softmax_cross_entropy_grad``). Its code has no one-hot
+    matrix: ``exp`` into the output, ``expm1`` of the taken values written at the labels
+    (one indexed assignment: faster than the fill, assignment and subtraction of a one-hot
+    matrix, and than ``out[rows, labels] -= 1``, which indexes twice), and one multiply by
+    the factor."""
+
+    name = "softmax_cross_entropy_grad"
+    fresh = True
+
+    def class_labels(self, node):
+        return node.inputs[1], node.shape[1]
+
+    def label(self, node):
+        return "softmax CE'"
+
+    def infer(self, inputs, attrs):
+        log_p, labels, taken, *scalars = inputs
+        _check_labels(log_p, labels, "softmax_cross_entropy_grad")
+        if taken.shape != labels.shape:
+            raise ShapeError("softmax_cross_entropy_grad needs log_p[rows, labels] of shape "
+                             f"{format_shape(labels.shape)}, got {format_shape(taken.shape)}")
+        if len(scalars) != attrs["has_g"] + attrs["has_n"] or any(x.shape for x in scalars):
+            raise ShapeError("softmax_cross_entropy_grad needs a scalar for each of g and n "
+                             "that is not folded into its scale")
+        return log_p.shape, float_dtype(log_p)
+
+    @staticmethod
+    def _factors(node: Node, args: list) -> tuple[object | None, object | None]:
+        """The arguments of g and n among ``args`` (None where folded into the scale)."""
+        rest = iter(args[3:])
+        g = next(rest) if node.attrs["has_g"] else None
+        n = next(rest) if node.attrs["has_n"] else None
+        return g, n
+
+    def evaluate(self, node, args):
+        log_p, labels = args[:2]  # independently of the taken values
+        g, n = self._factors(node, args)
+        onehot = (labels[:, None] == np.arange(log_p.shape[1])).astype(node.dtype)
+        out = node.attrs["scale"] * (np.exp(log_p) - onehot)
+        if g is not None:
+            out = out * g
+        if n is not None:
+            out = out / n
+        return np.asarray(out, dtype=node.dtype)
+
+    def storage(self, node):
+        return (Storage(overwrites=frozenset({0})),)
+
+    def emit(self, node, args, e):
+        log_p, labels, taken = args[:3]
+        g, n = self._factors(node, args)
+        factor = _number_code(node.attrs["scale"], node.dtype)
+        if g is not None:
+            factor = str(g) if factor == "1" else f"{factor}*{g}"
+        if n is not None:
+            factor = f"{factor}/{n}"
+        rows = f"np.arange({e.dim(node.shape[0])})"
+        arrays = e.arrays(node)
+        if arrays is None:
+            t = e.target(node)
+            return [f"{t} = np.exp({log_p})",
+                    f"{t}[{rows}, {labels}] = np.expm1({taken})",
+                    f"{t} *= {factor}"]
+        out = arrays.out
+        times = factor[1:] if factor.startswith("1/") else f"*{factor}"
+        return [f"# {e.target(node)} = (np.exp({log_p}) - one_hot({labels})){times}, "
+                f"with no one-hot matrix: exp({taken}) - 1 written at the labels",
+                f"np.exp({log_p}, out={out})",
+                f"{out}[{rows}, {labels}] = np.expm1({taken})",
+                f"np.multiply({out}, {factor}, out={out})"]
+
+    def vjp(self, node, gout):
+
+        # as a function of log_p alone: the taken values are log_p's, whose gradient the
+        # derivative with respect to log_p already carries in full
+        log_p, labels = node.inputs[:2]
+        g, n = self._factors(node, list(node.inputs))
+        onehot = make("one_hot", (labels,), depth=log_p.shape[1], dtype=log_p.dtype)
+        hs, gs, ps, ys, ns = sp.symbols("h g p y n", real=True)
+        c = node.attrs["scale"]
+        gx = gs if g is not None else 1
+        nx = ns if n is not None else 1
+        symbols = {hs: gout, ps: log_p}
+        if g is not None:
+            symbols[gs] = g
+        if n is not None:
+            symbols[ns] = n
+        d_log_p = from_expr("softmax CE''", c * hs * gx * sp.exp(ps) / nx, symbols)
+        grads: list[Node | None] = [d_log_p, None, None]
+        if g is not None:
+            grads.append(reduce_sum(from_expr("softmax CE''", c * hs * (sp.exp(ps) - ys) / nx,
+                                              {**symbols, ys: onehot})))
+        if n is not None:
+            grads.append(None)
+        return grads
+
+
 def sharing_log_probabilities(node: Node) -> Node:
-    """The softmax cross-entropy ``node`` reading log_softmax(logits) as a third input."""
+    """The softmax cross-entropy ``node`` reading log_p = log_softmax(logits) and
+    log_p[rows, labels] as its third and fourth inputs."""
     logits, labels = node.inputs[:2]
     log_p = make("log_softmax", (logits,), axis=1).named("log_p")
-    return make("softmax_cross_entropy", (logits, labels, log_p))
+    taken = make("take", (log_p, labels)).named("log_p_labels")
+    return make("softmax_cross_entropy", (logits, labels, log_p, taken))

@@ -53,7 +53,8 @@ def log_of_softmax(node: Node) -> Node | None:
 
 def cross_entropy_of_log_softmax(node: Node) -> Node | None:
     """-mean(take(log_softmax(s), labels)) -> softmax_cross_entropy(s, labels), whose
-    gradient is the fused (softmax(s) - onehot) / B."""
+    gradient is the fused (softmax(s) - onehot) / B; it reads the log-softmax and the taken
+    values it was written with, as ``shared_log_probabilities`` makes it do."""
     if node.op.name != "elementwise" or node.attrs["expr"] != -arg(0):
         return None
     (m,) = node.inputs
@@ -65,13 +66,15 @@ def cross_entropy_of_log_softmax(node: Node) -> Node | None:
     ls, labels = t.inputs[0], t.inputs[1]
     if ls.attrs["axis"] != 1:
         return None
-    return replacing(node, make("softmax_cross_entropy", (ls.inputs[0], labels, ls)))
+    return replacing(node, make("softmax_cross_entropy", (ls.inputs[0], labels, ls, t)))
 
 
 def shared_log_probabilities(node: Node) -> Node | None:
-    """softmax_cross_entropy(s, labels) reads log_softmax(s), which its gradient reads too:
-    the loss is -mean(log_p[rows, labels]), the gradient (exp(log_p) - onehot) / B, and
-    the row max, exponentials and sums are computed once for both."""
+    """softmax_cross_entropy(s, labels) reads log_p = log_softmax(s) and log_p[rows, labels],
+    which its gradient reads too: the loss is -mean(log_p[rows, labels]), the gradient
+    (exp(log_p) - onehot) / B with expm1(log_p[rows, labels]) written at the labels (no
+    one-hot matrix), and the row max, exponentials, sums and the indexing are computed once
+    for both."""
     if node.op.name != "softmax_cross_entropy" or len(node.inputs) != 2:
         return None
     return replacing(node, sharing_log_probabilities(node))
