@@ -26,6 +26,7 @@ from graphc.ops.expr_printer import numpy_code
 from graphc.ops.leaves import constant
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
 from graphc.ops.stable_forms import stable_form
+from graphc.ops.unevaluated import substitute
 
 OUT = sp.Symbol("y", real=True)
 
@@ -193,7 +194,7 @@ def _partial_parts(expr: sp.Basic) -> set[sp.Basic]:
 
 
 def _rebuilt(expr: sp.Basic) -> sp.Basic:
-    """An expression built with ``sp.evaluate(False)``, evaluated bottom-up."""
+    """An expression built unevaluated (graphc.ops.unevaluated), evaluated bottom-up."""
     if not expr.args:
         return expr
     return expr.func(*(_rebuilt(a) for a in expr.args))
@@ -212,7 +213,7 @@ def keeps_domain(before: sp.Basic, after: sp.Basic) -> bool:
 
 
 def faithful(unevaluated: sp.Basic) -> sp.Basic | None:
-    """The evaluated form of an expression composed with ``sp.evaluate(False)``, or None
+    """The evaluated form of an expression composed unevaluated, or None
     where SymPy's evaluation would drop an input or a partial sub-expression (x - x -> 0,
     x/x -> 1, exp(log(x)) -> x): those hold for finite real numbers but not for NumPy's."""
     evaluated = _rebuilt(unevaluated)
@@ -276,9 +277,7 @@ def _fold(expr: sp.Basic, ordered: Sequence[sp.Symbol], symbols: Mapping[sp.Symb
             index[node.id] = arg(len(inputs))
             inputs.append(node)
         replace[sym] = index[node.id]
-    with sp.evaluate(False):
-        composed = expr.xreplace(replace)
-    folded = faithful(composed)
+    folded = faithful(substitute(expr, replace))
     return None if folded is None else (folded, inputs)
 
 

@@ -32,6 +32,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from graphc.ops import blas, functions
+from graphc.ops.unevaluated import rebuild
 
 
 class UnprintableError(ValueError):
@@ -299,14 +300,13 @@ def _cast_unsafe_steps(expr: sp.Basic, floats: Collection[sp.Symbol]) -> sp.Basi
     def walk(e: sp.Basic, in_float_product: bool) -> sp.Basic:
         if isinstance(e, functions.step):
             args = [walk(a, False) for a in e.args]
-            return functions.step(*args) if in_float_product else _cast_step(*args)
+            return rebuild(functions.step if in_float_product else _cast_step, args)
         if not e.args:
             return e
         masks_ok = isinstance(e, sp.Mul) and any(floating(f) for f in e.args)
-        return e.func(*(walk(a, masks_ok) for a in e.args))
+        return rebuild(e.func, (walk(a, masks_ok) for a in e.args))
 
-    with sp.evaluate(False):
-        return walk(expr, False)
+    return walk(expr, False)
 
 
 def numpy_code(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None,

@@ -9,6 +9,7 @@ import sympy as sp
 from graphc.ir.graph import Graph, consumers
 from graphc.ir.node import Node
 from graphc.ops.elementwise import arg, faithful
+from graphc.ops.unevaluated import substitute
 from graphc.passes.rewriting import clone, rewrite
 
 FUSIBLE = ("elementwise", "assign")
@@ -72,14 +73,11 @@ def _compose(node: Node, fold: list[bool]) -> tuple[tuple[Node, ...], sp.Basic] 
 
     replace = {}
     # unevaluated, so that faithful sees every operand (an inner x0/x1 of one array twice)
-    with sp.evaluate(False):
-        for i, (x, f) in enumerate(zip(node.inputs[k:], fold)):
-            if f:
-                inner = {arg(j): symbol_for(y) for j, y in enumerate(x.inputs)}
-                replace[arg(i)] = x.attrs["expr"].xreplace(inner)
-            else:
-                replace[arg(i)] = symbol_for(x)
-        # xreplace substitutes simultaneously, so x0 -> f(x1) and x1 -> x0 do not interfere
-        composed = node.attrs["expr"].xreplace(replace)
-    expr = faithful(composed)
+    for i, (x, f) in enumerate(zip(node.inputs[k:], fold)):
+        if f:
+            inner = {arg(j): symbol_for(y) for j, y in enumerate(x.inputs)}
+            replace[arg(i)] = substitute(x.attrs["expr"], inner)
+        else:
+            replace[arg(i)] = symbol_for(x)
+    expr = faithful(substitute(node.attrs["expr"], replace))
     return None if expr is None else (tuple(inputs), expr)
