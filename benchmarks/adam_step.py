@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from benchmarks.harness import BenchmarkUnavailable, compare, machine_description, table
+from benchmarks.harness import BenchmarkUnavailable, table, tables_by_dtype_and_batch
 
 SIZES = (64, 128, 10)
 LR = 0.003
@@ -297,19 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = {**FACTORIES, **(SKETCHES if args.sketch else {})}
     reference_check(chosen)
-    parts = [machine_description()]
-    print(parts[0], flush=True)
-    for dtype in args.dtype:
-        for batch in args.batch:
-            factories = {n: partial(f, batch, dtype) for n, f in chosen.items()}
-            samples = compare(factories, repeats=args.repeats, inner=args.inner,
-                              threads=args.threads)
-            parts.append(f"## {dtype}, batch {batch}\n\n"
-                         f"{table(samples, baselines=('hand_tuned_flat',))}")
-            print(f"\n{parts[-1]}", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n\n".join(parts) + "\n")
+    tables_by_dtype_and_batch(chosen, args.dtype, args.batch, repeats=args.repeats,
+                              inner=lambda batch: args.inner, threads=args.threads,
+                              render=lambda samples: table(samples,
+                                                           baselines=("hand_tuned_flat",)),
+                              out=args.out)
     return 0
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -179,6 +180,35 @@ def table(
     if skipped:
         lines += ["", "Skipped:"] + [f"- {name}: {reason}" for name, reason in skipped.items()]
     return "\n".join(lines)
+
+
+def tables_by_dtype_and_batch(
+    factories: Mapping[str, Callable[..., Callable[[], object]]],
+    dtypes: Sequence[str],
+    batches: Sequence[int],
+    *,
+    repeats: int,
+    inner: Callable[[int], int],
+    threads: int | None,
+    render: Callable[[Samples], str] = table,
+    out: str | None = None,
+) -> list[str]:
+    """Time ``factories`` (each called as ``factory(batch, dtype)``) for every dtype and
+    batch size, printing the machine first and then each table as it is done; with ``out``,
+    also write them all to that file. ``inner(batch)`` is the steps per sample, ``render``
+    turns one run's samples into its table. Returns the printed parts."""
+    parts = [machine_description()]
+    print(parts[0], flush=True)
+    for dtype in dtypes:
+        for batch in batches:
+            built = {n: partial(f, batch, dtype) for n, f in factories.items()}
+            samples = compare(built, repeats=repeats, inner=inner(batch), threads=threads)
+            parts.append(f"## {dtype}, batch {batch}\n\n{render(samples)}")
+            print(f"\n{parts[-1]}", flush=True)
+    if out:
+        with open(out, "w") as f:
+            f.write("\n\n".join(parts) + "\n")
+    return parts
 
 
 def _format_microseconds(seconds: float) -> str:

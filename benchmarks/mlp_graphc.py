@@ -21,12 +21,11 @@ import inspect
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from benchmarks.harness import compare, machine_description, table
+from benchmarks.harness import table, tables_by_dtype_and_batch
 from benchmarks.mlp_baselines import (
     IMPLEMENTATIONS,
     LAYER_SIZES,
@@ -164,19 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = {n: f for n, f in FACTORIES.items() if args.only is None or n in args.only}
     reference_step_check(factories={n: f for n, f in chosen.items() if n not in NOT_TRAINING})
-    parts = [machine_description()]
-    print(parts[0], flush=True)
     calls = numpy_calls(list(chosen))
-    for dtype in args.dtype:
-        for batch in args.batch:
-            factories = {n: partial(f, batch, dtype) for n, f in chosen.items()}
-            samples = compare(factories, repeats=args.repeats, inner=default_inner(batch),
-                              threads=args.threads)
-            parts.append(f"## {dtype}, batch {batch}\n\n{with_calls(table(samples), calls)}")
-            print(f"\n{parts[-1]}", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n\n".join(parts) + "\n")
+    tables_by_dtype_and_batch(chosen, args.dtype, args.batch, repeats=args.repeats,
+                              inner=default_inner, threads=args.threads,
+                              render=lambda samples: with_calls(table(samples), calls),
+                              out=args.out)
     return 0
 
 
