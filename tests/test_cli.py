@@ -143,7 +143,7 @@ def test_emit_writes_the_generated_module(tmp_path, capsys):
     assert main(["emit", example("mlp_digits.py"), "-o", str(out)]) == 0
     source = out.read_text()
     compile(source, str(out), "exec")
-    assert "def main(x, labels, W1, b1, W2, b2" in source and "W1 -= " in source
+    assert "def main(x, labels, W1, b1, W2, b2" in source and "flat_params -= " in source
     assert "(optimize=2)" in source
     assert "generated code written to" in capsys.readouterr().out
 

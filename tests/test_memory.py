@@ -328,7 +328,8 @@ def test_the_digits_step_names_its_buffers_after_what_they_hold() -> None:
     ``bufN``; a value is written over its input in place under that input's name and bound to
     its own; scratch and constants are named by role and shape; an update computed before it
     is applied is its parameter's delta. The softmax cross-entropy gradient is written over
-    log_p with no one-hot matrix: 89 NumPy calls, 16 arrays allocated."""
+    log_p with no one-hot matrix; the weight gradients are computed into views of d_all, and
+    Adam updates all four parameters at once: 47 NumPy calls, 13 arrays allocated."""
     prog = example_step("mlp_digits")
     main = prog.source[prog.source.index("def main("):]
     assert not re.search(r"\bbuf\d+\b", main)
@@ -339,13 +340,15 @@ def test_the_digits_step_names_its_buffers_after_what_they_hold() -> None:
                  "log_p[np.arange(batch), labels] = np.expm1(log_p_labels)",
                  "d_scores = np.multiply(log_p, 1/batch, out=log_p)",
                  "np.matmul(ones_batch, g_relu1, out=d_b1)",
-                 "np.add(scratch_64_128, scratch_64_128_2, out=m_W1)",
-                 "W1 -= delta_W1"]:
+                 "np.matmul(x.T, g_relu1, out=d_W1)",
+                 "np.add(scratch_9610, scratch_9610_2, out=m_all)",
+                 "flat_params -= delta_flat_params"]:
         assert line in main, line
     assert "g_one_hot" not in prog.source and ".fill(0)" not in prog.source
-    assert "    delta_W1 = scratch_64_128\n" in prog.source  # in _allocate: one array
+    assert "    delta_flat_params = scratch_9610\n" in prog.source  # in _allocate: one array
+    assert "    d_W1 = d_all[0:8192].reshape(64, 128)\n" in prog.source
     rows = {r[0]: r for r in prog.report(batch=32).rows}
-    assert rows["memory"][2:4] == ["89", "16"]
+    assert rows["memory"][2:4] == ["47", "13"]
 
 
 def momentum_step() -> gc.Program:
@@ -396,11 +399,13 @@ def test_every_planned_statement_writes_into_a_readable_name(step: str) -> None:
 
 
 def test_a_buffer_takes_a_new_name_where_it_starts_to_hold_something_new() -> None:
-    """With momentum, each parameter's step is computed into its gradient's array once the
-    gradient is dead: under the name delta_W1, bound to d_W1's array in _allocate."""
+    """With momentum, the step of all parameters is computed into their flat gradients'
+    array once the gradients are dead: under the name delta_flat_params, bound to d_all's
+    array in _allocate."""
     source = momentum_step().source
-    assert "    delta_W1 = d_W1\n" in source
-    assert "np.multiply(b_W1, 0.1, out=delta_W1)" in source and "W1 -= delta_W1" in source
+    assert "    delta_flat_params = d_all\n" in source
+    assert "np.multiply(b_all, 0.1, out=delta_flat_params)" in source
+    assert "flat_params -= delta_flat_params" in source
 
 
 def test_buffer_names_never_take_a_users_name() -> None:
@@ -412,13 +417,13 @@ def test_buffer_names_never_take_a_users_name() -> None:
         ones_batch = gc.input("ones_batch", ("batch", 3))
         labels = gc.input("zeros_batch_4", ("batch",), dtype="int64")
         W = gc.param("W", (3, 4), seed=0)
-        delta_W = gc.param("delta_W", (4,), init=0.1)
-        scratch_batch_1 = gc.relu(ones_batch @ W + delta_W)
+        delta_flat_params = gc.param("delta_flat_params", (4,), init=0.1)
+        scratch_batch_1 = gc.relu(ones_batch @ W + delta_flat_params)
         loss = gc.softmax_cross_entropy(scratch_batch_1, labels)
         progs.append(gc.compile([loss], [ones_batch, labels], optimizer=gc.Momentum(0.1),
                                 optimize=level))
     source = progs[1].source
-    for name in ("zeros_batch_4_2", "ones_batch_2", "delta_W_2", "scratch_batch_1_2"):
+    for name in ("zeros_batch_4_2", "ones_batch_2", "delta_flat_params_2", "scratch_batch_1_2"):
         assert re.search(rf"\b{name}\b", source), name
     rng = np.random.default_rng(3)
     for batch in (4, 4, 6):

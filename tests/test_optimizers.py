@@ -227,7 +227,7 @@ def test_learning_rate_folds_only_into_plain_sgd():
                 gc.RMSProp(), gc.Adam(), gc.AdamW()):
         assert opt.seed_scale == 1.0, opt
     plain = compiled(gc.SGD(0.1), 2).source
-    assert "W1 -= d_W1" in plain and "folded into backpropagation's seed" in plain
+    assert "flat_params -= d_all" in plain and "folded into backpropagation's seed" in plain
     for opt in (gc.SGD(0.1, momentum=0.9), gc.SGD(0.1, weight_decay=0.1)):
         prog = compiled(opt, 0, fold_lr=True)
         assert "folded" not in prog.source

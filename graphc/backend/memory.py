@@ -17,7 +17,11 @@ A node may write straight over an input that dies at that node where its storage
 ``np.multiply(d_h1, mask, out=d_h1)``). Program outputs, and values that live to the end of
 the step, never get a buffer: the caller keeps them, and the next call would overwrite a
 buffer. Parameters and optimizer state are updated in place
-(``Op.updates``).
+(``Op.updates``). A node whose output is its inputs side by side (``Op.pieces``: the flat
+gradients of a flat update) gets a buffer of its own, and each of its inputs a view of its
+piece of it, which that input's code writes into (``np.matmul(x.T, g, out=d_W1)``, d_W1 a
+view of d_all); these buffers are the step's own to the end: never reused, never written
+over.
 
 The pass in the pipeline (``memory``) leaves the graph as it is: buffers belong to the
 statement order, so ``plan_memory`` runs on the schedule the backend prints.
@@ -44,6 +48,9 @@ class Buffer:
     #: A constant buffer is filled with this value once, at allocation, and only ever read:
     #: zeros for ``np.maximum(x, zeros)``, ones for sums over the batch as products.
     fill: int | None = None
+    #: A piece of another buffer (its index, and the offset of this one's first entry in
+    #: it): the value of an input of a ``flat`` node, computed straight into its piece.
+    view_of: tuple[int, int] | None = None
 
     def nbytes(self, dims: Mapping[str, int]) -> int:
         return bytes_of(self.shape, self.dtype, dims)
@@ -135,8 +142,18 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
         plan.buffers.append(Buffer(shape, dtype))
         return len(plan.buffers) - 1
 
+    pieces = _place_pieces(schedule, last, plan)
+    # never written over by a node that reads them
+    fixed = {p.out for p in pieces.values() if p.out is not None}
+    pieces_in: dict[int | None, list[int]] = {  # a whole buffer -> the nodes in its pieces
+        pieces[n.id].out: [x.id for x in n.inputs] for n in schedule
+        if n.id in pieces and n.op.pieces(n) is not None}
     for i, node in enumerate(schedule):
-        chosen = _choose(node, i, last, holder)
+        if node.id in pieces:
+            chosen: tuple[Storage, int | str | None] | None = pieces[node.id].storage, \
+                pieces[node.id].out
+        else:
+            chosen = _choose(node, i, last, holder, fixed)
         if chosen is None:
             continue
         storage, where = chosen
@@ -149,10 +166,14 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
                        for a in storage.arrays)
         placement = plan.placements[node.id] = Placement(out, arrays, storage)
         dies_at.setdefault(i, []).extend(placement.temps)
-        if out is not None and node.op.updates(node) is None:
+        if out is not None and out in fixed and out not in pieces_in:  # a piece: kept
             holder[node.id] = out
-            held_by.setdefault(out, set()).add(node.id)
-            dies_at.setdefault(max(last[node.id], i), []).append(out)
+        elif out is not None and node.op.updates(node) is None:
+            holder[node.id] = out
+            # a whole buffer is free once its node and every piece are dead
+            sharers = [node.id, *pieces_in.get(out, ())]
+            held_by.setdefault(out, set()).update(sharers)
+            dies_at.setdefault(max(i, *(last[n] for n in sharers)), []).append(out)
         elif out is not None:  # an update computed into a scratch buffer, then applied
             dies_at.setdefault(i, []).append(out)
         for k in dict.fromkeys(dies_at.pop(i, [])):
@@ -168,8 +189,36 @@ def plan_memory(schedule: Sequence[Node], outputs: Sequence[Node]) -> MemoryPlan
 _NEW = "new"
 
 
-def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int]) -> \
-        tuple[Storage, int | str | None] | None:
+def _place_pieces(schedule: Sequence[Node], last: dict[int, int],
+                  plan: MemoryPlan) -> dict[int, Placement]:
+    """The placements of the nodes whose outputs are pieces of another's (``Op.pieces``),
+    and of those inputs: each input in a view of its piece, where every input can write
+    into a buffer it is given (else the node copies them, unplaced)."""
+    placed: dict[int, Placement] = {}
+    for node in schedule:
+        pieces = node.op.pieces(node)
+        if pieces is None or not all(_writes_into_buffer(x, last) for x in node.inputs) \
+                or any(x.id in placed for x in node.inputs):
+            continue
+        plan.buffers.append(Buffer(node.shape, node.dtype))
+        whole = len(plan.buffers) - 1
+        placed[node.id] = Placement(whole)
+        for x, (offset, _) in zip(node.inputs, pieces):
+            plan.buffers.append(Buffer(x.shape, x.dtype, view_of=(whole, offset)))
+            placed[x.id] = Placement(len(plan.buffers) - 1, storage=x.op.storage(x)[0])
+    return placed
+
+
+def _writes_into_buffer(node: Node, last: dict[int, int]) -> bool:
+    """Whether a node's code can write into a buffer it is given: a computed float array
+    that the step does not return and that updates no input."""
+    return (bool(node.inputs) and last[node.id] < len(last) and bool(node.shape)
+            and node.dtype.kind == "f" and node.op.updates(node) is None
+            and bool(node.op.storage(node)))
+
+
+def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int],
+            fixed: set[int]) -> tuple[Storage, int | str | None] | None:
     """The storage a node writes with and where its output goes: into the input it
     updates (None), over the buffer of an input that dies at this node, or into a new
     buffer (``_NEW``); None for a plain statement (the op declares no storage, or the value
@@ -182,7 +231,8 @@ def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int]) ->
     target = node.op.updates(node)
     candidates: list[tuple[int, int | str | None]] = [] if target is None else [(target, None)]
     candidates += [(k, holder[x.id]) for k, x in enumerate(node.inputs)
-                   if x.id in holder and last[x.id] == i and x.shape == node.shape]
+                   if x.id in holder and last[x.id] == i and x.shape == node.shape
+                   and holder[x.id] not in fixed]
     for k, out in candidates:
         for storage in ways:
             if k in storage.overwrites:

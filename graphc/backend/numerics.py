@@ -90,7 +90,7 @@ class CheckedModule:
         """Run on ``args`` and on copies of the ``before`` values of parameters and state
         (the held arrays are left alone); the check that fails, or None."""
         owned = [before[n.id].copy() if n.id in before else n.value
-                 for n in self.signature.owned]
+                 for n in self.signature.held]
         try:
             self.fn(*args, *owned)
         except FloatingPointError as err:
@@ -166,7 +166,7 @@ class NumericsCheck:
                 if found is not None:
                     raise NumericsError(self._declared(found, args, before))
             try:
-                return self.program.fn(*args, *(n.value for n in self.program.signature.owned))
+                return self.program.fn(*args, *(n.value for n in self.program.signature.held))
             except FloatingPointError as err:
                 found = self.program.trip(err)
                 if found is None:

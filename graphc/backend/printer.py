@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from graphc.backend.memory import MemoryPlan
+from graphc.backend.memory import Buffer, MemoryPlan
 from graphc.backend.names import BufferNames, NameTable, hint, name_buffers
 from graphc.ir.graph import consumers, display_name
 from graphc.ir.node import ROLES, Arrays, Node
 from graphc.ir.shapes import Dim, Shape, format_shape
 from graphc.ops.expr_printer import HELPER_IMPORTS, HELPERS, helpers_used
+from graphc.ops.flat import offsets
 
 COMMENT_COLUMN = 48
 
@@ -79,6 +80,13 @@ class Signature:
     owned: list[Node]  # parameters, optimizer state and non-scalar constants the program holds
     #: For inputs that are class labels: how many classes the ops indexing with them have.
     classes: dict[int, int] = field(default_factory=dict)
+    #: Flat arrays of owned parameters or state, which the program keeps those leaves as
+    #: views of (graphc.backend.flat_storage).
+    flats: list[Node] = field(default_factory=list)
+    #: The nodes whose arrays the program passes after the inputs: the owned leaves the
+    #: code reads by name, then the flats (a leaf read only through its flat array is not
+    #: an argument: ``m_all``, not m_W1, m_b1, ...).
+    held: list[Node] = field(default_factory=list)
 
     @property
     def leaves(self) -> list[Node]:
@@ -90,7 +98,7 @@ def assign_names(schedule: Sequence[Node], signature: Signature,
     """Variable names: leaves by their names, others by the user's name, the variable the
     user assigned them to, or their op."""
     names: dict[int, str] = {}
-    for leaf in signature.leaves:
+    for leaf in signature.leaves + signature.flats:
         names[leaf.id] = table.fresh(leaf.name or "const")
     users = consumers(schedule)
     counts: dict[str, int] = {}
@@ -143,7 +151,7 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
     body: list[str] = []
     section = None
     counts = {r: 0 for r in ROLES}
-    leaf_ids = {n.id for n in signature.leaves}
+    leaf_ids = {n.id for n in signature.leaves + signature.flats}
     for node in schedule:
         if node.id in leaf_ids:
             continue
@@ -154,15 +162,17 @@ def print_module(schedule: Sequence[Node], outputs: Sequence[Node], signature: S
                 and isinstance(code, str)):
             names[node.id] = code if re.fullmatch(r"[\w.\[\]]+", code) else f"({code})"
             continue
-        if node.role != section:
-            section = node.role
-            body.append(f"# {section}")
-        counts[node.role] += 1
         if arrays is None:
             lines = [f"{names[node.id]} = {code}"] if isinstance(code, str) else list(code)
         else:
             lines = _bound(node, names[node.id], [code] if isinstance(code, str) else code,
                            arrays.out)
+        if not lines:  # its inputs computed its value where it is (a flat node's pieces)
+            continue
+        if node.role != section:
+            section = node.role
+            body.append(f"# {section}")
+        counts[node.role] += 1
         comment = safe_comment(f"{format_shape(node.shape)}  {node.label}")
         if lines[-1][:1].isspace():  # the op ends in a block: say what it makes before it
             body.append(f"# {names[node.id]}: {comment}")
@@ -228,9 +238,7 @@ def _allocator(buffers: BufferNames, plan: MemoryPlan, e: Emitter) -> Allocator:
     rows = []
     for name, k in buffers.variables:
         b = plan.buffers[k]
-        row = f"    {name} = " + (made[k] if k in made else
-                                  f"np.{FILLS[b.fill]}({e.shape(b.shape)}, "
-                                  f"np.{'bool_' if b.dtype == bool else b.dtype.name})")
+        row = f"    {name} = " + (made[k] if k in made else _make(b, plan, made, e))
         made.setdefault(k, name)
         holds = buffers.holds.get(name)
         rows.append(_with_comment(row, safe_comment(holds)) if holds else row)
@@ -256,6 +264,26 @@ def _allocator(buffers: BufferNames, plan: MemoryPlan, e: Emitter) -> Allocator:
 
 #: How a buffer is made: scratch, or filled with the constant it holds.
 FILLS = {None: "empty", 0: "zeros", 1: "ones"}
+
+
+def _make(b: Buffer, plan: MemoryPlan, made: dict[int, str], e: Emitter) -> str:
+    """The expression that makes a buffer: a new array, or a view of its piece of another
+    (made before it: a whole buffer comes before its pieces)."""
+    if b.view_of is not None:
+        whole, offset = b.view_of
+        return f"{made[whole]}{piece(offset, b.shape)}"
+    dtype = "bool_" if b.dtype == bool else b.dtype.name
+    return f"np.{FILLS[b.fill]}({e.shape(b.shape)}, np.{dtype})"
+
+
+def piece(offset: int, shape: Shape) -> str:
+    """The view of a piece of a flat array, as code after its name: ``[64:192]``,
+    ``[0:8192].reshape(64, 128)``."""
+    size = 1
+    for d in shape:
+        size *= int(d)
+    view = f"[{offset}:{offset + size}]"
+    return view if len(shape) == 1 else f"{view}.reshape({', '.join(map(str, shape))})"
 
 
 def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
@@ -314,30 +342,32 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
             checks: list[str], allocate: str, updated_ids: set[int]) -> str:
     standalone_params = options.standalone_params
     inputs = [names[n.id] for n in signature.inputs]
-    owned = [names[n.id] for n in signature.owned]
-    updated = [names[n.id] for n in signature.owned if n.id in updated_ids]
+    owned = [names[n.id] for n in signature.held]
+    updated = [names[n.id] + (f" ({', '.join(names[x.id] for x in n.inputs)})" if n.inputs
+                              else "") for n in signature.held if n.id in updated_ids]
     stats = ", ".join(f"{counts[r]} {r}" for r in ROLES if counts[r])
     out = [f"# {line}" for line in header.splitlines()]
     imports = sorted({line for h in helpers for line in HELPER_IMPORTS.get(h, ())})
     out += [f"# {stats or 'no'} statements.", *imports, "import numpy as np", ""]
     if standalone_params:
         out += [f"_saved = np.load(__file__[: -len('.py')] + {standalone_params!r})"]
-        out += [f"{n} = _saved[{n!r}]" for n in owned]
-        out += [""]
+        out += _load_saved(signature, names) + [""]
     for h in sorted(helpers):
         out += ["", HELPERS[h]]
     if allocate:
         out += ["", allocate]
     if checks:
         out += ["", "_NODES = ["] + [f"    {c!r}," for c in checks] + ["]", "", CHECK_FINITE]
-    args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)
-    doc = f"Inputs: {', '.join(inputs) or 'none'}."
-    if updated and counts["update"]:
-        doc += f" Updates {', '.join(updated)} in place."
     # a program's input whose name is no identifier is reached through main(**feeds)
     renamed = any(n.name != names[n.id] for n in signature.inputs)
     fn = "_main" if standalone_params and renamed else "main"
-    out += ["", f"def {fn}({', '.join(args)}):", f'    """{doc}"""']
+    args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)
+    first = f"def {fn}("
+    signature_lines = _wrap(", ".join(args) + "):", " " * len(first), first)
+    doc = f"Inputs: {', '.join(inputs) or 'none'}."
+    if updated and counts["update"]:
+        doc += f" Updates {', '.join(updated)} in place."
+    out += ["", *signature_lines, *_docstring(doc)]
     if standalone_params:  # prog(...) checks and converts its feeds; a saved module converts
         out += [f"    {names[n.id]} = np.asarray({names[n.id]}, dtype=np.{n.dtype.name})"
                 for n in signature.inputs]
@@ -348,6 +378,29 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
                 '    """Takes the inputs by the names the program has, as prog(**feeds) does."""',
                 f"    return _main({feeds})"]
     return "\n".join(out) + "\n"
+
+
+def _docstring(text: str) -> list[str]:
+    """A function's docstring in lines of 88 columns."""
+    lines = _wrap(text, "    ", '    """')
+    if len(lines) == 1 and len(lines[0]) <= 85:
+        return [lines[0] + '"""']
+    return [*lines, '    """']
+
+
+def _load_saved(signature: Signature, names: dict[int, str]) -> list[str]:
+    """A standalone module's lines that load what the program holds from its .npz: each
+    array by name, and a flat array with its pieces made views of it, as the program keeps
+    them."""
+    in_flat = {x.id for f in signature.flats for x in f.inputs}
+    lines = [f"{names[n.id]} = _saved[{names[n.id]!r}]" for n in signature.owned
+             if n.id not in in_flat]
+    for f in signature.flats:
+        saved = ", ".join(f"_saved[{names[x.id]!r}]" for x in f.inputs)
+        lines.append(f"{names[f.id]} = np.concatenate(({saved}), axis=None)")
+        lines += [f"{names[x.id]} = {names[f.id]}{piece(offset, x.shape)}"
+                  for x, (offset, _) in zip(f.inputs, offsets(f))]
+    return lines
 
 
 def safe_comment(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 import numpy as np
 import sympy as sp
 
+from graphc.backend.flat_storage import FlatStorage
 from graphc.backend.memory import MemoryPlan, bytes_of, plan_memory
 from graphc.backend.numerics import CheckedModule, NumericsCheck
 from graphc.backend.printer import CodeOptions, Signature, print_module
@@ -74,6 +75,7 @@ class Program:
         self.source, self.names = print_module(self.schedule, final.outputs, self.signature,
                                                header, options, self.plan)
         self._fn = load(self.source)["main"]
+        self._flat = FlatStorage(self.signature.flats)
         self._by_name = {leaf_name(n): n for n in self.signature.inputs}
         self._feed_plan = feed_plan
         self.params = Params(self.signature)
@@ -97,9 +99,10 @@ class Program:
     # --- running ---
     def __call__(self, /, **feeds: Any) -> list[np.ndarray]:
         args = self.check_feeds(feeds)
+        self._flat.current()
         if self._numerics is not None:
             return self._numerics(args)
-        return self._fn(*args, *(n.value for n in self.signature.owned))
+        return self._fn(*args, *(n.value for n in self.signature.held))
 
     def _checked_stage(self, stage: Stage) -> CheckedModule:
         """A stage's graph printed one statement per node with its checks, and loaded."""

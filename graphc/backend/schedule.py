@@ -10,6 +10,7 @@ from graphc.errors import GraphcError
 from graphc.feeds import FeedPlan
 from graphc.ir.graph import Graph
 from graphc.ir.node import Node
+from graphc.ops.flat import holds_leaves
 
 
 def schedule_of(graph: Graph) -> list[Node]:
@@ -27,9 +28,18 @@ def schedule_of(graph: Graph) -> list[Node]:
 
 def signature_of(inputs: Sequence[Node], schedule: Sequence[Node], plan: FeedPlan) -> Signature:
     """The generated function's arguments: the inputs, then what the program owns
-    (parameters not fed as inputs, optimizer state, array constants); and the class count
-    of label inputs."""
+    (parameters not fed as inputs, optimizer state, array constants), then the flat arrays
+    it keeps some of those in; and the class count of label inputs."""
     fed = {x.id for x in inputs}
     owned = [n for n in schedule if n.id not in fed and (n.op.name in ("param", "state")
              or (n.op.name == "constant" and n.shape != ()))]
-    return Signature(list(inputs), owned, plan.classes)
+    flats = [n for n in schedule if n.op.name == "flat" and holds_leaves(n)]
+    for f in flats:
+        if any(x.id in fed for x in f.inputs):
+            raise GraphcError(f"compile: {f.name} keeps parameters the program is fed; a flat "
+                              "array is only of parameters and state the program holds")
+    in_flats = {f.id for f in flats}
+    only_in_flats = {x.id for f in flats for x in f.inputs} - {
+        x.id for n in schedule if n.id not in in_flats for x in n.inputs}
+    held = [n for n in owned if n.id not in only_in_flats]
+    return Signature(list(inputs), owned, plan.classes, flats, held + flats)

@@ -232,6 +232,12 @@ class Op:
         the memory planner. Empty, the default, for an op whose code allocates its own."""
         return ()
 
+    def pieces(self, node: Node) -> list[tuple[int, int]] | None:
+        """For an op whose output is its inputs side by side (``flat``): each input's offset
+        and size in the 1-D output, so that the memory planner can have each input computed
+        straight into its piece of the output's buffer. None, the default, for other ops."""
+        return None
+
     def updates(self, node: Node) -> int | None:
         """The input this op updates in place (an assignment's target): the node's value is
         that input's array, and its variable keeps that input's name. None, the default,

@@ -11,6 +11,7 @@ from graphc.errors import ShapeError
 from graphc.ir.node import Node
 from graphc.ir.shapes import broadcast_shapes, format_shape
 from graphc.ops.elementwise import arg, lambdify, print_expression, ufunc_code, ufunc_storage
+from graphc.ops.flat import HELD, holds_leaves
 from graphc.ops.registry import Op, make
 
 MODES = ("=", "+=", "-=")
@@ -33,7 +34,7 @@ class Assign(Op):
 
     def infer(self, inputs, attrs):
         target, *values = inputs
-        if target.op.name not in ("param", "state"):
+        if not (target.op.name in HELD or target.op.name == "flat" and holds_leaves(target)):
             raise ShapeError(f"only parameters and optimizer state can be updated, not {target!r}")
         shape = broadcast_shapes(target.shape, *(v.shape for v in values))
         if shape != target.shape:

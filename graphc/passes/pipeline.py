@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from graphc.ir.graph import Graph
 from graphc.passes.cse import cse
+from graphc.passes.flatten import flatten
 from graphc.passes.fuse import fuse_elementwise
 from graphc.passes.gemm import gemm
 from graphc.passes.simplify import simplify
@@ -41,14 +42,15 @@ PASSES: dict[str, Pass] = {
     "fuse": fuse_elementwise,
     "simplify": simplify,
     "gemm": gemm,
+    "flatten": flatten,
     "memory": memory,
 }
 
 LEVELS: dict[int, tuple[str, ...]] = {
     0: (),
     1: ("stabilize", "cse"),
-    2: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "memory"),
-    3: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "gemm", "memory"),
+    2: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "flatten", "memory"),
+    3: ("stabilize", "fold_lr", "cse", "fuse", "simplify", "gemm", "flatten", "memory"),
 }
 
 
