@@ -19,8 +19,9 @@ the step, never get a buffer: the caller keeps them, and the next call would ove
 buffer. Parameters and optimizer state are updated in place
 (``Op.updates``).
 
-The pass in the pipeline (``memory``) leaves the graph as it is: buffers belong to the
-statement order, so ``plan_memory`` runs on the schedule the backend prints.
+Planning is a step of the backend, not a pass of the pipeline (``gc.compile(memory=...)``,
+on by default at optimize 2 and 3): buffers belong to the statement order, so
+``plan_memory`` runs on the schedule the backend prints, after every pass.
 """
 
 from __future__ import annotations
