@@ -24,8 +24,8 @@ from graphc.passes.stabilize import stabilize
 
 def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # noqa: A001
             optimizer=None, optimize: int = 2, passes: Sequence[str] | None = None,
-            training: bool | None = None, check_numerics: bool = False,
-            fold_lr: bool | None = None) -> Program:
+            memory: bool | None = None, training: bool | None = None,
+            check_numerics: bool = False, fold_lr: bool | None = None) -> Program:
     """Compile ``outputs`` into a NumPy program taking ``inputs`` as keyword arguments.
 
     ``inputs`` are input nodes and, optionally, parameters: a parameter listed there is an
@@ -38,13 +38,19 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     updates those parameters in place. A parameter listed in ``inputs`` is a constant of
     the step: it gets no gradient and no update.
     ``optimize`` (0, 1, 2, 3) picks the passes: 0 none, 1 stabilize and cse, 2 adds fold_lr,
-    fuse, simplify and memory, 3 adds gemm (large SGD updates folded into their gradient
-    products, one BLAS call each); ``passes=[...]`` names them exactly, and the same list
-    gives the same code as its level. Two names in the list are not graph rewrites:
-    ``fold_lr`` seeds backpropagation with an SGD learning rate instead of 1 when the step
-    is built, so every gradient comes out already scaled and each update is one subtraction
-    (``W -= d_W``, d_W holding lr times the gradient; ``fold_lr=`` overrides the list), and
-    ``memory`` has the backend keep the step's arrays in buffers allocated once.
+    fuse and simplify, 3 adds gemm (large SGD updates folded into their gradient products,
+    one BLAS call each); ``passes=[...]`` names them exactly. One name in the list is not a
+    graph rewrite: ``fold_lr`` seeds backpropagation with an SGD learning rate instead of 1
+    when the step is built, so every gradient comes out already scaled and each update is
+    one subtraction (``W -= d_W``, d_W holding lr times the gradient; ``fold_lr=`` overrides
+    the list).
+    ``memory`` says whether the backend keeps the step's arrays in buffers allocated once
+    and reused at every call (graphc.backend.memory), a step after the passes rather than
+    one of them: None (the default) plans them at optimize 2 and 3, and not where
+    ``passes=[...]`` is given; a level's list of passes with the same ``memory`` gives the
+    level's code, its header aside (``graphc.passes.pipeline.LEVELS[2]`` with
+    ``memory=True`` that of optimize=2). "memory" in ``passes`` still means
+    ``memory=True``, with a DeprecationWarning.
     ``training`` (default: whether an optimizer is given) switches on training-only ops such
     as dropout. ``check_numerics`` makes each call raise a NumericsError naming the first
     node of the graph as declared that produced NaN or Inf (its op, variable and line), at
@@ -54,12 +60,12 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     outputs = [outputs] if isinstance(outputs, Node) else list(outputs)
     inputs = list(inputs)
     _check_inputs(outputs, inputs)
-    pass_list = pass_names(optimize, passes)
+    pass_list, planned = pass_names(optimize, passes, memory)
     step = build_step(outputs, inputs, optimizer, stabilized="stabilize" in pass_list,
                       fold_lr="fold_lr" in pass_list if fold_lr is None else fold_lr)
     return lower(step, inputs, pass_list, header_for(outputs, optimize if passes is None else -1),
                  CodeOptions(training=optimizer is not None if training is None else training,
-                             check_numerics=check_numerics))
+                             check_numerics=check_numerics), planned=planned)
 
 
 @dataclass(frozen=True)
@@ -119,15 +125,15 @@ def with_gradients(outputs: Sequence[Node], *, stabilized: bool = True) -> list[
 
 
 def lower(step: Step, inputs: Sequence[Node], pass_list: Sequence[str], header: str,
-          options: CodeOptions) -> Program:
-    """The program of a step: the pipeline's passes over its graph, then the backend."""
+          options: CodeOptions, *, planned: bool) -> Program:
+    """The program of a step: the pipeline's passes over its graph, then the backend, which
+    plans buffers where ``planned``."""
     if step.lr_scale != 1.0:
         header += (f"\nThe learning rate {step.lr_scale!r} is folded into backpropagation's "
                    "seed: every gradient d_* holds lr times the gradient.")
     stages = run_pipeline(step.graph, pass_list)
     return Program(stages, inputs, header=header, options=options,
-                   feed_plan=FeedPlan.of(stages[0].graph.nodes()),
-                   planned="memory" in pass_list)
+                   feed_plan=FeedPlan.of(stages[0].graph.nodes()), planned=planned)
 
 
 def name_after_variables(outputs: Sequence[Node]) -> None:

@@ -171,6 +171,23 @@ def test_emit_stage_gemm_implies_the_gemm_pipeline(capsys):
     assert capsys.readouterr().out == code
 
 
+def test_emit_stage_memory_is_the_levels_code_with_buffers(capsys):
+    """``--stage memory`` prints what ``emit`` prints (the level's passes, then the backend's
+    buffers), its header naming the stage; a pass's stage is printed without buffers."""
+    assert main(["emit", example("mlp_digits.py")]) == 0
+    default = capsys.readouterr().out
+    assert main(["emit", example("mlp_digits.py"), "--stage", "memory"]) == 0
+    planned = capsys.readouterr().out
+    header = "(stage memory of -O 2: stabilize, fold_lr, cse, fuse, simplify, flatten, memory)"
+    assert header in planned.splitlines()[0]
+    assert planned == default.replace("(optimize=2)", header, 1)
+    assert main(["emit", example("mlp_digits.py"), "--stage", "simplify"]) == 0
+    unplanned = capsys.readouterr().out
+    assert "_buffers" in planned and "_buffers" not in unplanned and "out=" not in unplanned
+    assert main(["emit", example("add_mul.py"), "-O", "1", "--stage", "memory"]) == 2
+    assert "buffers are not planned at -O 1; they are at -O 2 and 3" in capsys.readouterr().err
+
+
 def test_emit_stage_lists_its_choices(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["emit", example("add_mul.py"), "--stage", "fusion"])

@@ -145,10 +145,13 @@ def random_graphs(draw) -> Case:
     return Case(outputs, inputs, feeds, log)
 
 
-#: Every optimize level, every pass on its own, and the whole pipeline backwards and twice.
+#: Every optimize level, every pass on its own, memory planning on its own and after a
+#: level that does not plan, and the whole pipeline backwards and twice, planned.
 PASS_LISTS = [dict(optimize=level) for level in sorted(LEVELS)] + \
     [dict(passes=[name]) for name in PASSES] + \
-    [dict(passes=list(reversed(PASSES))), dict(passes=list(PASSES) * 2)]
+    [dict(passes=[], memory=True), dict(optimize=1, memory=True)] + \
+    [dict(passes=list(reversed(PASSES)), memory=True),
+     dict(passes=list(PASSES) * 2, memory=True)]
 
 
 @given(case=random_graphs())

@@ -362,15 +362,15 @@ def test_im2col_code_equals_its_reference(stride, padding):
 def check_planned(outs: list[gc.Node], feeds: dict[gc.Node, np.ndarray]) -> None:
     """One scalar that reads every node of ``outs`` (random weights r_k): the nodes are
     intermediates, so the memory plan gives them buffers (their ``emit`` into given arrays), at
-    optimize=2 and with the memory pass alone (columns not shared), over two calls and two
+    optimize=2 and with memory planning alone (no pass: columns not shared), over two calls and two
     batch sizes; it must equal the interpreter, and allocate no padded or zeroed array."""
     total = None
     for k, out in enumerate(outs):
         r = gc.input(f"r{k}", out.shape)
         feeds[r] = RNG.standard_normal(feeds_shape(out, feeds))
         total = gc.sum(out * r) if total is None else total + gc.sum(out * r)
-    for prog in (gc.compile([total], list(feeds)), gc.compile([total], list(feeds),
-                                                                passes=["memory"])):
+    for prog in (gc.compile([total], list(feeds)),
+                 gc.compile([total], list(feeds), passes=[], memory=True)):
         final = prog.stages[-1].graph
         plan = plan_memory(_schedule(final), final.outputs)
         placeable = [n for n in final.nodes()  # convolutions, columns, pools, gradients

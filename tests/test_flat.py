@@ -66,10 +66,11 @@ def test_flat_step_is_the_per_parameter_step_bit_for_bit(name):
     results = []
     for passes in (LEVELS[2], WITHOUT_FLATTEN):
         loss, inputs, params = mlp()
-        prog = gc.compile(loss, inputs, optimizer=OPTIMIZERS[name](), passes=passes)
+        prog = gc.compile(loss, inputs, optimizer=OPTIMIZERS[name](), passes=passes,
+                          memory=True)
         results.append((train(prog), {k: v.copy() for k, v in prog.params.items()}, prog.source))
     (flat_losses, flat_params, flat_source), (plain_losses, plain_params, _) = results
-    assert "flat_params" in flat_source
+    assert "flat_params -= " in flat_source and "[0:35].reshape(5, 7)" in flat_source  # views
     assert flat_losses == plain_losses
     for k in plain_params:
         np.testing.assert_array_equal(flat_params[k], plain_params[k], err_msg=k)
@@ -116,7 +117,8 @@ def test_setting_a_parameter_reaches_the_flat_step():
     loss, inputs, params = mlp()
     prog = gc.compile(loss, inputs, optimizer=gc.SGD(0.1))
     loss2, inputs2, params2 = mlp(seed=5)
-    ref = gc.compile(loss2, inputs2, optimizer=gc.SGD(0.1), passes=WITHOUT_FLATTEN)
+    ref = gc.compile(loss2, inputs2, optimizer=gc.SGD(0.1), passes=WITHOUT_FLATTEN,
+                     memory=True)
     for name in prog.params:
         prog.params[name] = ref.params[name]
     assert train(prog) == train(ref)
@@ -130,8 +132,9 @@ def test_programs_over_the_same_parameters_stay_in_step():
     def programs(passes):
         loss, inputs, params = mlp()
         W2 = params[2]
-        adam = gc.compile(loss, inputs, optimizer=gc.Adam(0.01), passes=passes)
-        sgd = gc.compile(loss, [*inputs, W2], optimizer=gc.SGD(0.1), passes=passes)
+        adam = gc.compile(loss, inputs, optimizer=gc.Adam(0.01), passes=passes, memory=True)
+        sgd = gc.compile(loss, [*inputs, W2], optimizer=gc.SGD(0.1), passes=passes,
+                         memory=True)
         plain = gc.compile(loss, inputs)
         return adam, sgd, plain, W2
 
@@ -150,7 +153,7 @@ def test_programs_over_the_same_parameters_stay_in_step():
 
 
 def test_two_dtypes_make_two_flat_arrays():
-    progs = [gc.compile(*two_dtypes(), optimizer=gc.Adam(0.01), passes=passes)
+    progs = [gc.compile(*two_dtypes(), optimizer=gc.Adam(0.01), passes=passes, memory=True)
              for passes in (LEVELS[2], WITHOUT_FLATTEN)]
     flat, plain = progs
     assert sorted(f.dtype.name for f in flat.signature.flats if "params" in f.name) == \

@@ -1,7 +1,8 @@
-"""The memory pass (optimize=2): buffers planned over the schedule, elementwise expressions
-lowered to in-place ufunc calls. The code must give the interpreter's numbers on random
-graphs, across calls and batch sizes, must never hand the caller an array that the next call
-overwrites, and must reuse buffers, which the code names after what they hold."""
+"""Memory planning (the backend's step after the passes, on at optimize=2): buffers planned
+over the schedule, elementwise expressions lowered to in-place ufunc calls. The code must
+give the interpreter's numbers on random graphs, across calls and batch sizes, must never
+hand the caller an array that the next call overwrites, and must reuse buffers, which the
+code names after what they hold."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from graphc.ir.node import OPS
 from graphc.ops.elementwise import arg
 from graphc.ops.functions import step
 from graphc.ops.inplace import OUT, lower
+from graphc.passes.pipeline import LEVELS
 
 UNARY = [gc.tanh, gc.sigmoid, gc.relu, gc.softplus, gc.abs, gc.square, gc.exp,
          lambda x: -x, lambda x: gc.leaky_relu(x, 0.1), lambda x: gc.elu(x, 0.5),
@@ -256,13 +258,68 @@ def test_saved_module_runs_with_numpy_only(tmp_path) -> None:
 
 
 def test_report_counts_stages() -> None:
+    """A row per stage of the pipeline, printed without buffers, then "memory": the last
+    stage with its plan, the code the program runs."""
     loss, inputs = mlp()
     prog = gc.compile([loss], inputs, optimizer=gc.SGD(0.1), optimize=2)
-    text = prog.report(batch=32)
-    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:] if line}
-    assert [s.name for s in prog.stages][-1] == "memory" and "memory" in rows
-    assert int(rows["memory"][3]) < int(rows["source"][3])  # arrays allocated per step
+    report = prog.report(batch=32)
+    assert [s.name for s in prog.stages] == ["source", *LEVELS[2]]
+    assert [r[0] for r in report.rows[1:]] == ["source", *LEVELS[2], "memory"]
+    rows = {line.split()[0]: line.split() for line in report.splitlines()[1:] if line}
+    last = LEVELS[2][-1]
+    assert int(rows["memory"][3]) < int(rows[last][3])  # arrays allocated per step
+    assert rows["memory"][1] == rows[last][1]  # the same graph, planned
     assert "KiB" in rows["memory"][-1]
+    assert all(r[-1] == "-" for r in report.rows[1:-1])
+
+
+@pytest.mark.parametrize("options", [dict(optimize=2, memory=False), dict(optimize=1),
+                                     dict(passes=LEVELS[2])])
+def test_report_of_an_unplanned_program_has_no_memory_row(options) -> None:
+    prog = gc.compile(*mlp(), optimizer=gc.SGD(0.1), **options)
+    report = prog.report(batch=32)
+    assert not prog.planned and prog.plan is None
+    assert [r[0] for r in report.rows[1:]] == [s.name for s in prog.stages]
+    assert all(r[-1] == "-" for r in report.rows[1:])
+
+
+def test_memory_false_at_optimize_2_is_unplanned_and_computes_the_same() -> None:
+    """The same passes without buffers: no planned array in the code, and the same losses
+    and parameters over three steps (batch size changing) as the planned program."""
+    planned, plain = (gc.compile(*mlp(), optimizer=gc.Adam(0.01), memory=memory)
+                      for memory in (None, False))
+    assert planned.planned and "_buffers" in planned.source
+    assert not plain.planned and "_buffers" not in plain.source and "out=" not in plain.source
+    assert [s.name for s in plain.stages] == [s.name for s in planned.stages]
+    rng = np.random.default_rng(0)
+    for batch in (5, 5, 9):
+        xv, lv = rng.standard_normal((batch, 8)), labels_for(rng, batch, 4)
+        assert_close(plain(x=xv, labels=lv)[0], planned(x=xv, labels=lv)[0],
+                     rtol=CODEGEN_RTOL, atol=1e-12, what="loss")
+    for name, value in planned.params.items():
+        assert_close(plain.params[name], value, rtol=1e-9, atol=1e-12, what=name)
+
+
+@pytest.mark.parametrize("level", [2, 3])
+def test_a_level_is_its_passes_with_memory_planned(level) -> None:
+    """``optimize=level`` and ``passes=LEVELS[level], memory=True`` print the same module
+    (but for the header, which says optimize=-1 for a list of passes)."""
+    by_level, by_list = (gc.compile(*mlp(), optimizer=gc.SGD(0.1), **options) for options in
+                         (dict(optimize=level), dict(passes=LEVELS[level], memory=True)))
+    assert by_list.source == by_level.source.replace(f"(optimize={level})", "(optimize=-1)", 1)
+    assert by_list.planned and "_buffers" in by_list.source
+
+
+def test_memory_in_passes_is_deprecated_and_means_memory_true() -> None:
+    names = ["stabilize", "cse", "fuse", "simplify"]
+    with pytest.warns(DeprecationWarning, match="memory=True") as caught:
+        old = gc.compile(*mlp(), passes=[*names, "memory"])
+    assert caught[0].filename == __file__  # points at the call of gc.compile
+    new = gc.compile(*mlp(), passes=names, memory=True)
+    assert old.planned and old.source == new.source
+    assert [s.name for s in old.stages] == ["source", *names]
+    with pytest.raises(ValueError, match="memory=False"):
+        gc.compile(*mlp(), passes=["memory"], memory=False)
 
 
 def test_buffers_are_made_once_per_batch_size() -> None:

@@ -133,9 +133,22 @@ def test_optimize_levels_are_prefixes_of_the_pipeline_and_names_are_checked():
     order = list(PASSES)
     for names in LEVELS.values():
         assert list(names) == [p for p in order if p in names]
-    assert pass_names(0, ["fuse"]) == ("fuse",)
+    assert pass_names(0, ["fuse"]) == (("fuse",), False)
     with pytest.raises(ValueError, match="unknown passes"):
         pass_names(2, ["fusion"])
+
+
+def test_memory_planning_is_an_option_not_a_pass():
+    """Planning is on by default from optimize=2, off for a list of passes, and ``memory``
+    decides either way; "memory" in a list is the deprecated spelling of memory=True."""
+    assert "memory" not in PASSES and all("memory" not in names for names in LEVELS.values())
+    assert [pass_names(level, None)[1] for level in sorted(LEVELS)] == [False, False, True, True]
+    assert pass_names(2, None, False) == (LEVELS[2], False)
+    assert pass_names(0, None, True) == ((), True)
+    assert pass_names(2, LEVELS[2]) == (LEVELS[2], False)
+    assert pass_names(2, [], True) == ((), True)
+    with pytest.warns(DeprecationWarning, match="memory=True"):
+        assert pass_names(0, ["memory", "cse"]) == (("cse",), True)
 
 
 def test_report_has_a_row_per_stage_and_the_memory_pass_cuts_allocations():
@@ -145,7 +158,7 @@ def test_report_has_a_row_per_stage_and_the_memory_pass_cuts_allocations():
     loss = gc.softmax_cross_entropy(gc.relu(x @ W), labels)
     prog = gc.compile([loss], [x, labels], optimizer=gc.SGD(0.1))
     table = prog.report(batch=32)
-    for stage in ("source", *LEVELS[2]):
+    for stage in ("source", *LEVELS[2], "memory"):
         assert stage in table
     assert "peak" in table.lower() or "buffer" in table.lower()
 

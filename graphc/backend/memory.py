@@ -23,8 +23,9 @@ piece of it, which that input's code writes into (``np.matmul(x.T, g, out=d_W1)`
 view of d_all); these buffers are the step's own to the end: never reused, never written
 over.
 
-The pass in the pipeline (``memory``) leaves the graph as it is: buffers belong to the
-statement order, so ``plan_memory`` runs on the schedule the backend prints.
+Planning is a step of the backend, not a pass of the pipeline (``gc.compile(memory=...)``,
+on by default at optimize 2 and 3): buffers belong to the statement order, so
+``plan_memory`` runs on the schedule the backend prints, after every pass.
 """
 
 from __future__ import annotations

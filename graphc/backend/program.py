@@ -33,7 +33,7 @@ from graphc.passes.pipeline import Stage
 @dataclass(frozen=True)
 class StageCode:
     """One stage of the pipeline as code: its graph's node count, the module printed from
-    it, the schedule printed, and the memory plan (from the "memory" stage on); the
+    it, the schedule printed, and the memory plan (where printed with buffers); the
     module's arguments and the variable of each node (what check_numerics needs to run a
     stage's module and trace its checks back to nodes)."""
 
@@ -163,14 +163,16 @@ class Program:
         allocated (statements that bind a fresh array rather than writing into a buffer, a
         view or an update in place) and their bytes with the named dims bound by ``dims``
         (``report(batch=32)``), and the bytes of the memory plan's buffers, all allocated
-        once. Returned as a ``Report``, text that shows once wherever it is shown (at a prompt,
-        by ``print``, as a table in Jupyter); ``print=True`` also prints it."""
+        once. Each stage is printed without buffers; a planned program ends with a row
+        "memory": the last stage with its memory plan, the code that runs. Returned as a
+        ``Report``, text that shows once wherever it is shown (at a prompt, by ``print``, as
+        a table in Jupyter); ``print=True`` also prints it."""
         rows = [["stage", "nodes", "numpy calls", "arrays allocated", "bytes allocated",
                  "buffer bytes"]]
-        planned = False
-        for stage in self.stages:
-            planned = planned or stage.name == "memory"
-            code = self.stage_code(stage, planned)
+        codes = [self.stage_code(stage, False) for stage in self.stages]
+        if self.planned:
+            codes.append(replace(self.stage_code(self.stages[-1], True), name="memory"))
+        for code in codes:
             count, size = _allocations(code, dims)
             peak = code.plan.peak_bytes(dims) if code.plan and _bound(code.plan, dims) else None
             rows.append([code.name, str(code.nodes), str(_numpy_calls(code.source)), str(count),

@@ -26,7 +26,7 @@ from graphc.example import (
     load_example,
     shipped_examples,
 )
-from graphc.passes.pipeline import LEVELS
+from graphc.passes.pipeline import LEVELS, MEMORY_LEVEL
 from graphc.train.console import LOGGER
 
 log = logging.getLogger("graphc.cli")
@@ -36,16 +36,18 @@ USER_ERROR = 2
 INTERRUPTED = 130
 
 
-def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | None = None):
+def build_program(example: Example, optimize: int = 2, passes: Sequence[str] | None = None,
+                  memory: bool | None = None):
     """What ``emit`` shows: the training step of a trainable example; otherwise the outputs
     and the gradients of the first output with respect to every input and parameter."""
     from graphc.compiler import compile, with_gradients
 
     if example.trainable:
         return compile(example.outputs, example.input_nodes, optimizer=example.optimizer,
-                       optimize=optimize, passes=passes)
+                       optimize=optimize, passes=passes, memory=memory)
     outputs = with_gradients(example.outputs, stabilized=bool(optimize) and passes is None)
-    return compile(outputs, example.input_nodes, optimize=optimize, passes=passes)
+    return compile(outputs, example.input_nodes, optimize=optimize, passes=passes,
+                   memory=memory)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -119,34 +121,45 @@ def _positive_int(text: str) -> int:
 
 
 #: The stages ``emit --stage`` shows: the code before any pass, then after each pass, in the
-#: order of the fullest pipeline (``-O 3``).
-STAGES = ("source",) + LEVELS[3]
+#: order of the fullest pipeline (``-O 3``), then "memory": the level's code with its buffers
+#: planned (a backend step, not a pass).
+STAGES = ("source", *LEVELS[3], "memory")
 
 
-def stage_passes(stage: str, optimize: int | None) -> tuple[int, tuple[str, ...]]:
-    """The optimize level and the passes up to ``stage``: in the pipeline of ``optimize``,
-    or, where no level was asked for, of the first level from the default (2) up that runs
-    that pass (``gemm`` runs at 3 only). GraphcError where the level asked for skips it."""
+def stage_passes(stage: str, optimize: int | None) -> tuple[int, tuple[str, ...], bool]:
+    """The optimize level, the passes up to ``stage`` and whether buffers are planned: in
+    the pipeline of ``optimize``, or, where no level was asked for, of the first level from
+    the default (2) up that has that stage (``gemm`` runs at 3 only). A pass's stage is
+    shown unplanned, "memory" as the level's code with its buffers. GraphcError where the
+    level asked for lacks the stage."""
     if stage == "source":
-        return (2 if optimize is None else optimize), ()
+        return (2 if optimize is None else optimize), (), False
     levels = [optimize] if optimize is not None else [2, 3, 1]
     for level in levels:
-        if stage in LEVELS[level]:
+        if _has_stage(level, stage):
             names = LEVELS[level]
-            return level, names[:names.index(stage) + 1]
-    runs_at = [str(level) for level in LEVELS if stage in LEVELS[level]]
-    raise GraphcError(f"the {stage} pass does not run at -O {optimize}; it runs at -O "
-                      f"{' and '.join(runs_at)}")
+            if stage == "memory":
+                return level, names, True
+            return level, names[:names.index(stage) + 1], False
+    runs_at = " and ".join(str(level) for level in LEVELS if _has_stage(level, stage))
+    if stage == "memory":
+        raise GraphcError(f"buffers are not planned at -O {optimize}; they are at -O {runs_at}")
+    raise GraphcError(f"the {stage} pass does not run at -O {optimize}; it runs at -O {runs_at}")
+
+
+def _has_stage(level: int, stage: str) -> bool:
+    """Whether level ``level`` runs the pass ``stage`` or, for "memory", plans buffers."""
+    return level >= MEMORY_LEVEL if stage == "memory" else stage in LEVELS[level]
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
-    """Write the generated code, or with ``--stage`` the code after one pass, its header
-    naming that stage."""
+    """Write the generated code, or with ``--stage`` the code after one pass (or, for
+    "memory", the level's code with its buffers), its header naming that stage."""
     example = _load(args)
     if args.stage:
-        level, passes = stage_passes(args.stage, args.optimize)
-        program = build_program(example, level, list(passes))
-        done = ", ".join(passes) if passes else "no pass"
+        level, passes, memory = stage_passes(args.stage, args.optimize)
+        program = build_program(example, level, list(passes), memory)
+        done = ", ".join((*passes, "memory") if memory else passes) or "no pass"
         source = program.source.replace("(optimize=-1)", f"(stage {args.stage} of -O {level}: "
                                         f"{done})", 1)
     else:
@@ -307,7 +320,8 @@ def parser() -> argparse.ArgumentParser:
                         "buffers (default), 3: also SGD updates folded into BLAS gemm calls")
     e.add_argument("--stage", choices=STAGES, metavar="STAGE",
                    help=f"print the code after this pass, one of: {', '.join(STAGES)} "
-                        "(source: before any pass; gemm implies -O 3)")
+                        "(source: before any pass; memory: after all, with buffers planned; "
+                        "gemm implies -O 3)")
     e.set_defaults(run=cmd_emit)
     r = sub.add_parser("render", parents=[common],
                        help="draw an example's graph with values and gradients")
