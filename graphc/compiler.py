@@ -38,8 +38,10 @@ def compile(outputs: Sequence[Node] | Node, inputs: Sequence[Node] = (), *,  # n
     updates those parameters in place. A parameter listed in ``inputs`` is a constant of
     the step: it gets no gradient and no update.
     ``optimize`` (0, 1, 2, 3) picks the passes: 0 none, 1 stabilize and cse, 2 adds fold_lr,
-    fuse and simplify, 3 adds gemm (large SGD updates folded into their gradient products,
-    one BLAS call each); ``passes=[...]`` names them exactly. One name in the list is not a
+    fuse, simplify and flatten (the optimizer's updates of all parameters as one update of
+    flat arrays, which the program keeps the parameters and their state as views of), 3 adds
+    gemm (large SGD updates folded into their gradient products, one BLAS call each);
+    ``passes=[...]`` names them exactly. One name in the list is not a
     graph rewrite: ``fold_lr`` seeds backpropagation with an SGD learning rate instead of 1
     when the step is built, so every gradient comes out already scaled and each update is
     one subtraction (``W -= d_W``, d_W holding lr times the gradient; ``fold_lr=`` overrides
