@@ -139,24 +139,26 @@ class FeedPlan:
         ``dims`` binds each named dimension to its size and the leaf that gave it, across
         the calls for one set of feeds.
         """
-        what = describe(node)
-        try:
-            array = np.asarray(value)
+        try:  # an array as it comes at every training step is taken as it is
+            array = value if type(value) is np.ndarray else np.asarray(value)
         except (ValueError, TypeError) as err:  # a ragged nested list, for one
-            raise FeedError(f"{what}: the value is not a rectangular array of numbers "
-                            f"({err})") from None
-        if array.dtype.kind not in "biuf":
-            raise FeedError(f"{what}: expected numbers ({node.dtype}), got {array.dtype}")
-        if node.dtype.kind in "iu" and array.dtype.kind == "f":
-            raise FeedError(f"{what}: expected integers ({node.dtype}), got {array.dtype}")
+            raise FeedError(f"{describe(node)}: the value is not a rectangular array of "
+                            f"numbers ({err})") from None
+        if array.dtype != node.dtype:
+            if array.dtype.kind not in "biuf":
+                raise FeedError(f"{describe(node)}: expected numbers ({node.dtype}), got "
+                                f"{array.dtype}")
+            if node.dtype.kind in "iu" and array.dtype.kind == "f":
+                raise FeedError(f"{describe(node)}: expected integers ({node.dtype}), got "
+                                f"{array.dtype}")
         _check_shape(node, array, dims, self.averaged)
         classes = self.classes.get(node.id)
         if classes is not None:
-            _check_labels(what, array, classes)
+            _check_labels(node, array, classes)
         if array.dtype == node.dtype:
             return array
         if array.dtype.kind in "iu" and node.dtype.kind in "iu":
-            _check_fits(what, array, node.dtype)
+            _check_fits(describe(node), array, node.dtype)
         return array.astype(node.dtype)
 
 
@@ -173,37 +175,41 @@ def _divisor_dims(node: Node) -> Sequence[object]:
 
 
 def _check_shape(node: Node, array: np.ndarray, dims: Dims, averaged: frozenset[str]) -> None:
-    what = describe(node)
     if array.ndim != len(node.shape):
-        raise FeedError(f"{what}: expected shape {format_shape(node.shape)}, got "
+        raise FeedError(f"{describe(node)}: expected shape {format_shape(node.shape)}, got "
                         f"{array.shape} ({array.ndim} dimensions instead of {len(node.shape)})")
     for axis, (want, got) in enumerate(zip(node.shape, array.shape)):
-        if isinstance(want, int) and want != got:
-            raise FeedError(f"{what}: expected shape {format_shape(node.shape)}, got "
-                            f"{array.shape} (axis {axis} is {got}, not {want})")
-        if isinstance(want, str):
-            size, first = dims.setdefault(want, (got, node.name))
-            if size != got:
-                raise FeedError(f"{what}: dimension {want!r} is {got} here but {size} in "
-                                f"{first!r}")
-            if got == 0 and want in averaged:
-                raise FeedError(f"{what}: dimension {want!r} is 0, but the graph takes a mean "
-                                f"over {want!r}, which has no value over 0 entries; feed at "
-                                "least one")
+        if want == got:
+            continue
+        if isinstance(want, int):
+            raise FeedError(f"{describe(node)}: expected shape {format_shape(node.shape)}, "
+                            f"got {array.shape} (axis {axis} is {got}, not {want})")
+        size, first = dims.setdefault(want, (got, node.name))
+        if size != got:
+            raise FeedError(f"{describe(node)}: dimension {want!r} is {got} here but {size} "
+                            f"in {first!r}")
+        if got == 0 and want in averaged:
+            raise FeedError(f"{describe(node)}: dimension {want!r} is 0, but the graph takes a "
+                            f"mean over {want!r}, which has no value over 0 entries; feed at "
+                            "least one")
 
 
-def _check_labels(what: str, labels: np.ndarray, classes: int) -> None:
+#: The unsigned integer dtype of each integer size, to view labels as.
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
+def _check_labels(node: Node, labels: np.ndarray, classes: int) -> None:
     """Class labels must lie in 0..classes-1: NumPy would wrap -1 around silently."""
     if labels.size == 0:
         return
     # one reduction on the common path: seen unsigned, a negative label is a huge one
-    if labels.view(f"u{labels.itemsize}").max() < classes:
+    if labels.view(_UNSIGNED[labels.itemsize]).max() < classes:
         return
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:
         i = int(bad[0])
-        raise FeedError(f"{what}: label {labels.flat[i]} at index {i} is out of range for "
-                        f"{classes} classes (expected 0..{classes - 1})")
+        raise FeedError(f"{describe(node)}: label {labels.flat[i]} at index {i} is out of "
+                        f"range for {classes} classes (expected 0..{classes - 1})")
 
 
 def _check_fits(what: str, array: np.ndarray, dtype: np.dtype) -> None:
