@@ -60,17 +60,21 @@ class Sum(Reduce):
 
     def storage(self, node):
         """A sum of a float matrix over its rows (a bias gradient) is a product with ones,
-        which BLAS computes two to three times faster than ``g.sum(axis=0)``."""
+        which BLAS computes two to three times faster than ``g.sum(axis=0)``; any other sum
+        of an array of its own dtype to an array writes with ``out=``."""
         x = node.inputs[0]
-        if (x.ndim != 2 or node.attrs["axes"] != (0,) or node.attrs["keepdims"]
-                or x.dtype != node.dtype):
+        if x.dtype != node.dtype or not node.shape:
             return ()
-        return (Storage((Array("ones", x.shape[:1], node.dtype, fill=1),)),)
+        if x.ndim == 2 and node.attrs["axes"] == (0,) and not node.attrs["keepdims"]:
+            return (Storage((Array("ones", x.shape[:1], node.dtype, fill=1),)),)
+        return (Storage(),)
 
     def emit(self, node, args, e):
         arrays = e.arrays(node)
         if arrays is None:
             return super().emit(node, args, e)
+        if not arrays.arrays:
+            return super().emit(node, args, e)[:-1] + f", out={arrays.out})"
         return [f"# {e.target(node)} = {args[0]}.sum(axis=0), as a product with ones: "
                 "BLAS beats np.sum",
                 f"np.matmul({arrays.arrays[0]}, {args[0]}, out={arrays.out})"]
