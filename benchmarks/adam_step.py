@@ -1,5 +1,7 @@
-"""``python -m benchmarks.adam_step``, the earlier name of `benchmarks.optimizer_step`, kept
-so that the command of docs/benchmarks.md's Adam section still runs."""
+"""``python -m benchmarks.adam_step``, the earlier name of the Adam rows of
+`benchmarks.optimizer_step`: it runs ``python -m benchmarks.optimizer_step --optimizer adam``
+with the arguments given, so that the command of docs/benchmarks.md's Adam section still
+gives its tables."""
 
 from __future__ import annotations
 
@@ -8,4 +10,4 @@ import sys
 from benchmarks.optimizer_step import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["--optimizer", "adam", *sys.argv[1:]]))
