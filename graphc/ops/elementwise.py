@@ -121,7 +121,7 @@ def print_expression(expr: sp.Basic, node: Node, args: Sequence[str]) -> str:
     return numpy_code(expr, names, node.dtype, floats)
 
 
-def ufunc_storage(node: Node, first: int) -> tuple[Storage, ...]:
+def ufunc_storage(node: Node, first: int, alias: Node | None = None) -> tuple[Storage, ...]:
     """How a node computing ``attrs["expr"]`` over ``node.inputs[first:]`` can write into
     arrays it is given, as in-place ufunc calls (graphc.ops.inplace): the lowering whose root
     computes into the output, then the one whose root writes the output in its last step
@@ -133,9 +133,10 @@ def ufunc_storage(node: Node, first: int) -> tuple[Storage, ...]:
     if any(v.dtype != node.dtype and v.dtype.kind == "f" for v in values):
         return ()
     expr, shapes = node.attrs["expr"], {arg(j): v.shape for j, v in enumerate(values)}
+    symbol = next((arg(j) for j, v in enumerate(values) if v is alias), None)
     ways = []
     for root_in_place in (True, False):
-        lowering = inplace.lower(expr, shapes, node.shape, root_in_place)
+        lowering = inplace.lower(expr, shapes, node.shape, root_in_place, symbol)
         if lowering is None:
             return ()
         arrays = tuple(Array("tmp", node.shape, node.dtype) for _ in lowering.temps)

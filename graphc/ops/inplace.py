@@ -94,30 +94,33 @@ class Lowering:
 
 
 def lower(expr: sp.Basic, shapes: Mapping[sp.Symbol, Shape], out_shape: Shape,
-          root_in_place: bool = True) -> Lowering | None:
+          root_in_place: bool = True, alias: sp.Symbol | None = None) -> Lowering | None:
     """Cached front of ``_lower``: the layers of a deep network repeat expressions."""
     return _lower_cached(expr, tuple(sorted(shapes.items(), key=lambda kv: kv[0].name)),
-                         out_shape, root_in_place)
+                         out_shape, root_in_place, alias)
 
 
 @lru_cache(maxsize=4096)
-def _lower_cached(expr, shapes, out_shape, root_in_place):
-    return _lower(expr, dict(shapes), out_shape, root_in_place)
+def _lower_cached(expr, shapes, out_shape, root_in_place, alias):
+    return _lower(expr, dict(shapes), out_shape, root_in_place, alias)
 
 
 def _lower(expr: sp.Basic, shapes: Mapping[sp.Symbol, Shape], out_shape: Shape,
-           root_in_place: bool = True) -> Lowering | None:
+           root_in_place: bool = True, alias: sp.Symbol | None = None) -> Lowering | None:
     """The in-place lowering of ``expr`` (free symbols of the given shapes), or None where the
     root has no ufunc (then the node stays a plain statement).
 
     With ``root_in_place=False`` the root's compound operands go to scratch slots instead of
     ``OUT``, so that ``OUT`` is written only by the last step: what lets the output overwrite
     an input that the root reads (``d_h1 * (h1 > 0)`` into ``d_h1``'s buffer).
+    ``alias`` is a symbol whose array is ``OUT`` itself (an update's target): a sum whose one
+    term reads it computes that term into ``OUT`` first (``np.multiply(m, 0.9, out=m)``), so
+    the other terms need one scratch array, not one each.
     """
     builder = _ufunc_of(expr)
     if builder is None:
         return None
-    c = Context(shapes, out_shape, spine=root_in_place)
+    c = Context(shapes, out_shape, spine=root_in_place, alias=alias)
     builder(expr, OUT, c)
     return Lowering(tuple(c.steps), tuple(c.temps))
 
@@ -135,6 +138,8 @@ class Context:
     #: takes its first operand: that operand goes to a scratch slot, not to ``OUT``. (Every
     #: builder takes its first operand, through ``into``, before any other.)
     spine: bool = True
+    #: The symbol whose array is ``OUT`` (see ``_lower``), or None.
+    alias: sp.Symbol | None = None
 
     def emit(self, step: Step) -> None:
         self.steps.append(step)
@@ -192,6 +197,10 @@ def _add(e: sp.Add, slot: str, c: Context) -> None:
     terms = sorted(e.args, key=_heavy_first)
     plus = [t for t in terms if not _negated(t)]
     minus = [-t for t in terms if _negated(t)]
+    readers = [t for t in terms if c.alias is not None and c.alias in t.free_symbols]
+    if slot == OUT and c.spine and len(readers) == 1 and readers[0] in plus:
+        plus.remove(readers[0])  # the term reading OUT's own array is computed there first
+        plus.insert(0, readers[0])
     if not plus:  # -a - b: negate the first
         c.emit(Step("np.negative", (c.into(minus[0], slot),), slot))
         rest = [("np.subtract", c.operand(t)) for t in minus[1:]]

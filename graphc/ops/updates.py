@@ -59,7 +59,7 @@ class Assign(Op):
         mode, expr = node.attrs["mode"], node.attrs["expr"]
         if mode != "=" and isinstance(expr, sp.Symbol):
             return ()
-        ways = ufunc_storage(node, first=1)
+        ways = ufunc_storage(node, first=1, alias=node.inputs[0] if mode == "=" else None)
         if mode != "=":
             ways = tuple(replace(w, overwrites=w.overwrites - {0}) for w in ways)
         return ways
