@@ -165,13 +165,13 @@ def constant(value: Any, dtype: Any = None) -> Node:
 
 def state(name: str, like: Node, fill: float = 0.0, shape: tuple[int, ...] | None = None) -> Node:
     """Optimizer state (a moment, a step count) that the program owns and updates in place;
-    ``attrs["of"]`` is the id of the node it is kept for (``like``), which orders the pieces
-    of flat state as their parameters are ordered (graphc.passes.flatten)."""
+    ``attrs["of"]`` is the node it is kept for (``like``): flat state is ordered as its
+    parameters are (graphc.passes.flatten)."""
     sizes = sizes_of(like.shape if shape is None else shape)
     if sizes is None:
         raise ShapeError(f"state {name!r}: optimizer state's shape must be numbers, got "
                          f"{format_shape(like.shape)}")
     node = _leaf("state", name, sizes, like.dtype, value=np.full(sizes, fill, dtype=like.dtype),
                  role="update")
-    node.attrs["of"] = like.id
+    node.attrs["of"] = like
     return node

@@ -85,11 +85,11 @@ def update_key(node: Node) -> Key | None:
     return Key(node.attrs["mode"], node.attrs["expr"], node.dtype, tuple(operands))
 
 
-def parameter_of(node: Node) -> int | None:
-    """The id of the parameter an update is for: its target, or the parameter its target
-    state is kept for (``state``'s ``attrs["of"]``)."""
+def parameter_of(node: Node) -> Node | None:
+    """The parameter an update is for: its target, or the parameter its target state is
+    kept for (``state``'s ``attrs["of"]``)."""
     target = node.inputs[0]
-    return target.id if target.op.name == "param" else target.attrs.get("of")
+    return target if target.op.name == "param" else target.attrs.get("of")
 
 
 @dataclass(eq=False)
@@ -119,10 +119,18 @@ def _groups(order: Sequence[Node]) -> list[Group]:
             by_key.setdefault(key, []).append(node)
     groups = []
     for key, members in by_key.items():
-        params = [parameter_of(m) for m in members]
-        if len(members) >= 2 and len(set(params)) == len(params):
-            groups.append(Group(key, sorted(members, key=lambda m: parameter_of(m) or 0)))
+        params = {_order(m) for m in members}
+        if len(members) >= 2 and len(params) == len(members):
+            groups.append(Group(key, sorted(members, key=_order)))
     return groups
+
+
+def _order(update: Node) -> int:
+    """Where an update's parameter comes among the parameters: the order they were declared
+    in (node ids count up), the same for every group."""
+    param = parameter_of(update)
+    assert param is not None  # _groups keeps only updates for a parameter
+    return param.id
 
 
 def _source(operand: list[Node], groups: Sequence[Group], valid: set[int]) -> \
