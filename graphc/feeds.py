@@ -162,6 +162,52 @@ class FeedPlan:
         return array.astype(node.dtype)
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What a value fed for one input is on the common path, found once: an ndarray of the
+    input's dtype and rank, with its fixed sizes (``fixed``: axis and size) and its named
+    dimensions (``named``: axis and name), and for labels, the number of classes."""
+
+    name: str
+    dtype: np.dtype
+    ndim: int
+    fixed: tuple[tuple[int, int], ...]
+    named: tuple[tuple[int, str], ...]
+    classes: int | None
+
+    @classmethod
+    def of(cls, node: Node, plan: FeedPlan) -> Expected:
+        return cls(leaf_name(node), node.dtype, len(node.shape),
+                   tuple((a, d) for a, d in enumerate(node.shape) if isinstance(d, int)),
+                   tuple((a, d) for a, d in enumerate(node.shape) if isinstance(d, str)),
+                   plan.classes.get(node.id))
+
+
+def as_expected(expected: Sequence[Expected], feeds: Mapping[str, Any]) -> list[np.ndarray] | None:
+    """The fed arrays, in order, where each is exactly as expected (no conversion, sizes that
+    agree, no dimension of 0, labels in range): what a training loop feeds at every step,
+    checked in a few microseconds. None otherwise: then ``FeedPlan.check`` converts each value
+    or says what is wrong."""
+    dims: dict[str, int] = {}
+    arrays = []
+    for e in expected:
+        a = feeds[e.name]
+        if type(a) is not np.ndarray or a.dtype != e.dtype or a.ndim != e.ndim:
+            return None
+        shape = a.shape
+        for axis, size in e.fixed:
+            if shape[axis] != size:
+                return None
+        for axis, dim in e.named:
+            if dims.setdefault(dim, shape[axis]) != shape[axis] or not shape[axis]:
+                return None
+        if e.classes is not None and (
+                not a.size or a.view(_UNSIGNED[a.itemsize]).max() >= e.classes):
+            return None
+        arrays.append(a)
+    return arrays
+
+
 def _divisor_dims(node: Node) -> Sequence[object]:
     """The dimensions ``node`` divides by: those a mean reduces, a count counts, and the
     batch of a softmax cross-entropy (a mean over the examples)."""

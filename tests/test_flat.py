@@ -204,3 +204,24 @@ def test_check_numerics_with_flat_storage_names_the_node():
         prog(**bad)
     for k, v in before.items():
         np.testing.assert_array_equal(prog.params[k], v)
+
+
+def test_a_leaf_bound_to_another_array_is_read_at_the_next_call():
+    """Programs keep their leaves' arrays at hand between calls; binding a leaf's value to
+    another array (as gc.check_grads does for a moment) reaches every program at its next
+    call: a flat one lays its storage out again from the new value."""
+    loss, inputs, params = mlp()
+    step = gc.compile(loss, inputs, optimizer=gc.SGD(0.1))
+    plain = gc.compile(loss, inputs)
+    loss2, inputs2, params2 = mlp()
+    ref = gc.compile(loss2, inputs2, optimizer=gc.SGD(0.1), passes=WITHOUT_FLATTEN, memory=True)
+    train(step, 2), train(ref, 2)
+    W1, W1_ref = params[0], params2[0]
+    before = float(plain(**feeds(7))[0])
+    W1.value = W1.array * 0.5  # a new array, not a view of flat_params
+    W1_ref.value = W1_ref.array * 0.5
+    after = float(plain(**feeds(7))[0])
+    assert after != before and after == float(gc.compile(loss2, inputs2)(**feeds(7))[0])
+    assert train(step, 3) == train(ref, 3)
+    assert np.shares_memory(step.params["W1"], step.signature.flats[-1].value)
+    np.testing.assert_array_equal(step.params["W1"], ref.params["W1"])

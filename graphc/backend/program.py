@@ -22,7 +22,16 @@ from graphc.backend.numerics import CheckedModule, NumericsCheck
 from graphc.backend.printer import CodeOptions, Signature, print_module
 from graphc.backend.schedule import schedule_of, signature_of
 from graphc.errors import FeedError
-from graphc.feeds import Dims, FeedPlan, Feeds, describe, leaf_name, resolve_feeds
+from graphc.feeds import (
+    Dims,
+    Expected,
+    FeedPlan,
+    Feeds,
+    as_expected,
+    describe,
+    leaf_name,
+    resolve_feeds,
+)
 from graphc.files import atomic_write, write_npz
 from graphc.ir.node import Node
 from graphc.ir.shapes import Shape, broadcast_shapes
@@ -76,8 +85,10 @@ class Program:
                                                header, options, self.plan)
         self._fn = load(self.source)["main"]
         self._flat = FlatStorage(self.signature.flats)
+        self._held = self._held_arrays()
         self._by_name = {leaf_name(n): n for n in self.signature.inputs}
         self._feed_plan = feed_plan
+        self._expected = [Expected.of(n, feed_plan) for n in self.signature.inputs]
         self.params = Params(self.signature)
         self._numerics: NumericsCheck | None = None
         if options.check_numerics:
@@ -99,10 +110,18 @@ class Program:
     # --- running ---
     def __call__(self, /, **feeds: Any) -> list[np.ndarray]:
         args = self.check_feeds(feeds)
-        self._flat.current()
+        if self._rebinds != Node.rebinds:  # a leaf was bound to another array since
+            self._held = self._held_arrays()
         if self._numerics is not None:
             return self._numerics(args)
-        return self._fn(*args, *(n.value for n in self.signature.held))
+        return self._fn(*args, *self._held)
+
+    def _held_arrays(self) -> tuple[np.ndarray, ...]:
+        """The arrays of the held leaves and flats, with the flat storage laid out again
+        where a leaf was bound to another array (graphc.backend.flat_storage)."""
+        self._flat.current()
+        self._rebinds = Node.rebinds
+        return tuple(n.array for n in self.signature.held)
 
     def _checked_stage(self, stage: Stage) -> CheckedModule:
         """A stage's graph printed one statement per node with its checks, and loaded."""
@@ -115,7 +134,13 @@ class Program:
 
         Keys are the inputs' names (as ``prog(**feeds)`` gives them) or the input nodes.
         """
-        named = feeds if self._keyed_by_input_name(feeds) else self._by_input_name(feeds)
+        if self._keyed_by_input_name(feeds):
+            arrays = as_expected(self._expected, feeds)
+            if arrays is not None:
+                return arrays
+            named = feeds
+        else:
+            named = self._by_input_name(feeds)
         dims: Dims = {}
         check = self._feed_plan.check
         return [check(node, named[name], dims) for name, node in self._by_name.items()]

@@ -48,7 +48,12 @@ class Node:
     __array_ufunc__ = None
 
     __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "name", "location", "role",
-                 "value", "id", "__weakref__")
+                 "_value", "id", "__weakref__")
+
+    #: How many times any node's ``value`` has been bound (to another array): a program that
+    #: keeps the arrays of its leaves at hand (its arguments, its flat storage) looks at the
+    #: nodes again only when this has changed since it last did.
+    rebinds: ClassVar[int] = 0
 
     def __init__(self, op: Op, inputs: tuple[Node, ...], attrs: dict[str, Any], shape: Shape,
                  dtype: np.dtype, name: str | None = None,
@@ -62,8 +67,18 @@ class Node:
         self.name = name
         self.location = location
         self.role = role
-        self.value = value
+        self._value = value
         self.id = next(_ids)
+
+    @property
+    def value(self) -> np.ndarray | None:
+        """The array of a parameter, constant or optimizer state (None for others)."""
+        return self._value
+
+    @value.setter
+    def value(self, value: np.ndarray | None) -> None:
+        self._value = value
+        Node.rebinds += 1
 
     # --- description ---------------------------------------------------------------
     @property
