@@ -23,10 +23,7 @@ Rows, for each optimizer:
   handful of NumPy calls for all four parameters together (13 for Adam, 4 for Momentum, 9 for
   RMSProp). The forward and backward pass is the same for every optimizer.
 - ``graphc``: the generated step at the default level (optimize=2), called as users call it.
-- ``graphc_flat_sketch`` (with ``--sketch``): graphc's generated module edited by hand into
-  the flat form (views of flat arrays, the update section replaced by hand_tuned_flat's flat
-  update): what flat storage in graphc would give, measured before it is built. Not
-  graphc's code.
+  Its flatten pass gives it the same flat storage (see ``graphc emit mlp_digits``).
 
 Both start from the same parameters and minibatch; `reference_check` first checks that they
 compute the same loss and the same update (float64, 1e-9 relative, three steps). Run
@@ -44,7 +41,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -244,29 +240,21 @@ def make_hand_tuned_flat(batch: int, dtype: DTypeLike, seed: int = 0,
     return Step(step, lambda: [a.copy() for a in (W1, b1, W2, b2)])
 
 
-def _compile(problem: Problem, dtype: DTypeLike, optimizer: Rule,
-             optimize: int = 2) -> tuple[Any, list[Any]]:
-    """graphc's step for `problem` with `optimizer` at `optimize`, and its parameter nodes."""
-    import graphc as gc
-
-    dtype = np.dtype(dtype)
-    x = gc.input("x", ("batch", SIZES[0]), dtype=dtype)
-    labels = gc.input("labels", ("batch",), dtype="int64")
-    params = [gc.param(name, value.shape, init=value, dtype=dtype)
-              for name, value in zip(PARAM_NAMES, problem.params, strict=True)]
-    W1, b1, W2, b2 = params
-    loss = gc.softmax_cross_entropy(gc.relu(x @ W1 + b1) @ W2 + b2, labels)
-    prog = gc.compile([loss], [x, labels], optimizer=optimizer.graphc_optimizer(),
-                      optimize=optimize)
-    return prog, params
-
-
 def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
                 optimizer: Rule = OPTIMIZERS["adam"]) -> Step:
     """graphc's generated step with `optimizer` at `optimize` (the default level, 2, unless
     told), called as users call it."""
+    import graphc as gc
+
     problem = Problem(batch, dtype, seed)
-    prog, _ = _compile(problem, dtype, optimizer, optimize)
+    dtype = np.dtype(dtype)
+    x = gc.input("x", ("batch", SIZES[0]), dtype=dtype)
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    W1, b1, W2, b2 = (gc.param(name, value.shape, init=value, dtype=dtype)
+                      for name, value in zip(PARAM_NAMES, problem.params, strict=True))
+    loss = gc.softmax_cross_entropy(gc.relu(x @ W1 + b1) @ W2 + b2, labels)
+    prog = gc.compile([loss], [x, labels], optimizer=optimizer.graphc_optimizer(),
+                      optimize=optimize)
     feeds = {"x": problem.x, "labels": problem.labels}
 
     def step() -> float:
@@ -275,65 +263,10 @@ def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
     return Step(step, lambda: [np.array(prog.params[name]) for name in PARAM_NAMES])
 
 
-def make_graphc_flat_sketch(batch: int, dtype: DTypeLike, seed: int = 0,
-                            optimizer: Rule = OPTIMIZERS["adam"]) -> Step:
-    """What flat storage would give graphc, sketched by editing its generated module (not
-    graphc's code): the parameters and the optimizer's state rebound to views of flat arrays,
-    the weight gradients' buffers made views of ``flat_grads`` in ``_allocate`` (so the
-    products write into them), and the per-parameter update section replaced by
-    hand_tuned_flat's flat update (graphc's step count ``t`` still advanced, if it has one)."""
-    import re
-
-    problem = Problem(batch, dtype, seed)
-    dtype = np.dtype(dtype)
-    prog, params = _compile(problem, dtype, optimizer)
-    source = prog.source
-    shapes = [p.shape for p in params]
-    offsets = _offsets(shapes)
-    total = offsets[-1]
-    flat_params = np.concatenate([p.value.ravel() for p in params])
-    flat_grads = np.zeros(total, dtype)
-    state = [np.zeros(total, dtype) for _ in optimizer.state]
-    owned = {n.name: n for n in prog.signature.owned}
-    for k, name in enumerate(PARAM_NAMES):
-        part = slice(offsets[k], offsets[k + 1])
-        for prefix, array in (("", flat_params), *zip(optimizer.state, state, strict=True)):
-            owned[prefix + name].value = array[part].reshape(shapes[k])
-        source, found = re.subn(rf"    d_{name} = np\.empty\(\([^)]*\), np\.\w+\)",
-                                f"    d_{name} = flat_grads[{part.start}:{part.stop}]"
-                                f".reshape{shapes[k]}", source)
-        if found != 1:
-            raise BenchmarkUnavailable(f"the generated module allocates d_{name} otherwise")
-    if source.count("    # update\n") != 1:
-        raise BenchmarkUnavailable("the generated module has no single update section")
-    head, tail = source.split("    # update\n")
-    section, end = tail[:tail.index("    return")], tail[tail.index("    return"):]
-    counter = [line for line in section.splitlines(keepends=True)
-               if line.startswith("    t[...] = ")]
-    update = ["    # update: all parameters at once, over their flat arrays\n", *counter,
-              "    _flat_update()\n"]
-    namespace: dict[str, object] = {
-        "flat_grads": flat_grads,
-        "_flat_update": optimizer.flat_update(flat_params, flat_grads, state,
-                                              np.empty(total, dtype)),
-    }
-    exec(compile(head + "".join(update) + end, "<sketch>", "exec"), namespace)
-    prog._fn = namespace["main"]
-    feeds = {"x": problem.x, "labels": problem.labels}
-
-    def step() -> float:
-        return float(prog(**feeds)[0])
-
-    return Step(step, lambda: [owned[name].value.copy() for name in PARAM_NAMES])
-
-
 FACTORIES: dict[str, Callable[..., Step]] = {
     "hand_tuned_flat": make_hand_tuned_flat,
     "graphc": make_graphc,
 }
-
-#: Rows timed only with --sketch: prototypes of what graphc could emit, not graphc.
-SKETCHES: dict[str, Callable[..., Step]] = {"graphc_flat_sketch": make_graphc_flat_sketch}
 
 
 def reference_check(optimizer: Rule = OPTIMIZERS["adam"],
@@ -394,15 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--inner", type=int, default=200, help="steps per sample")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="also write the tables (Markdown) to this file")
-    parser.add_argument("--sketch", action="store_true",
-                        help="also time graphc_flat_sketch (graphc's module edited by hand)")
     args = parser.parse_args(argv)
-    chosen = {**FACTORIES, **(SKETCHES if args.sketch else {})}
     rows = {}
     for name in args.optimizer:
-        reference_check(OPTIMIZERS[name], chosen)
+        reference_check(OPTIMIZERS[name])
         rows.update({f"{name}/{row}": partial(factory, optimizer=OPTIMIZERS[name])
-                     for row, factory in chosen.items()})
+                     for row, factory in FACTORIES.items()})
     tables_by_dtype_and_batch(rows, args.dtype, args.batch, repeats=args.repeats,
                               inner=lambda batch: args.inner, threads=args.threads,
                               render=partial(render_by_optimizer, args.optimizer),
