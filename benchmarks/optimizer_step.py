@@ -1,18 +1,18 @@
 """One training step of the digits MLP with Adam, Momentum or RMSProp: hand-tuned flat NumPy
-against graphc.
+against graphc, PyTorch and JAX.
 
 The workload of issue 12: an MLP 64-128-10, ReLU, softmax cross-entropy, one call per
 minibatch, with one of three optimizers (`OPTIMIZERS`), each configured in graphc exactly as
 the table says and following torch.optim's formula:
 
 - ``adam``: ``gc.Adam(lr=0.003, betas=(0.9, 0.999), eps=1e-8)``, eps added after the bias
-  correction;
-- ``momentum``: ``gc.Momentum(lr=0.01, mu=0.9)``, i.e. ``SGD(lr, momentum=0.9)``:
+  correction (``torch.optim.Adam`` with the same arguments);
+- ``momentum``: ``gc.Momentum(lr=0.01, mu=0.9)``, i.e. ``torch.optim.SGD(lr, momentum=0.9)``:
   b <- mu * b + g;  w <- w - lr * b;
-- ``rmsprop``: ``gc.RMSProp(lr=0.001, alpha=0.99, eps=1e-8)``:
+- ``rmsprop``: ``gc.RMSProp(lr=0.001, alpha=0.99, eps=1e-8)`` (``torch.optim.RMSprop``):
   s <- alpha * s + (1 - alpha) * g^2;  w <- w - lr * g / (sqrt(s) + eps).
 
-At this size the arithmetic is a few microseconds and a step costs its NumPy calls, so the
+At this size the arithmetic is a few microseconds and a step costs its library calls, so the
 update is where an implementation wins or loses.
 
 Rows, for each optimizer:
@@ -23,27 +23,38 @@ Rows, for each optimizer:
   handful of NumPy calls for all four parameters together (13 for Adam, 4 for Momentum, 9 for
   RMSProp). The forward and backward pass is the same for every optimizer.
 - ``graphc``: the generated step at the default level (optimize=2), called as users call it.
-- ``graphc_flat_sketch`` (with ``--sketch``): graphc's generated module edited by hand into
-  the flat form (views of flat arrays, the update section replaced by hand_tuned_flat's flat
-  update): what flat storage in graphc would give, measured before it is built. Not
-  graphc's code.
+  Its flatten pass gives it the same flat storage (see ``graphc emit mlp_digits``).
+- ``torch_eager``: PyTorch eager on one thread, the MLP written with torch.nn.functional
+  (weights in nn.Linear's layout), ``backward()``, then the torch.optim optimizer with its
+  default implementation (on the CPU in torch 2.13 that is the per-parameter loop: its
+  foreach kernels are for accelerators only).
+- ``torch_fused``: the same with ``fused=True``, torch.optim's one-kernel update (Adam and SGD
+  have it on the CPU; RMSprop has none, so that row is unavailable).
+- ``jax_jit``: JAX with the whole step (loss, gradient and the optimizer's update written out
+  with jax.numpy) under one ``jax.jit``, parameters and state donated and returned, XLA on
+  one thread.
 
-Both start from the same parameters and minibatch; `reference_check` first checks that they
-compute the same loss and the same update (float64, 1e-9 relative, three steps). Run
-``python -m benchmarks.optimizer_step --threads 1`` for the tables: all rows of all chosen
-optimizers alternated in one process, medians of per-round samples, each optimizer's rows
-with their ratios to its own hand_tuned_flat.
+Every row starts from the same parameters and minibatch; `reference_check` first checks that
+they compute the same loss and the same update (float64, 1e-9 relative, three steps). A row
+whose library does not import (``pip install -e '.[bench,compare]'`` installs PyTorch and
+JAX) is skipped, and its table says so. Run ``python -m benchmarks.optimizer_step --threads 1``
+for the tables: all rows of all chosen optimizers alternated in one process, medians of
+per-round samples, each optimizer's rows with their ratios to its own hand_tuned_flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import itertools
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -111,17 +122,56 @@ FlatUpdate = Callable[[Mapping, np.ndarray, np.ndarray, Sequence[np.ndarray], np
                       None]
 
 
+def _adam_jax(hyper: Mapping, w: Any, g: Any, state: tuple, t: Any) -> tuple[Any, tuple]:
+    """Adam as torch.optim.Adam, for one JAX array: the new w and (m, v)."""
+    import jax.numpy as jnp
+
+    m, v = state
+    beta1, beta2 = hyper["betas"]
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * jnp.square(g)
+    step_size = hyper["lr"] / (1 - beta1**t)
+    return w - step_size * m / (jnp.sqrt(v) / jnp.sqrt(1 - beta2**t) + hyper["eps"]), (m, v)
+
+
+def _momentum_jax(hyper: Mapping, w: Any, g: Any, state: tuple, t: Any) -> tuple[Any, tuple]:
+    """SGD with momentum as torch.optim.SGD, for one JAX array: the new w and (b,)."""
+    (b,) = state
+    b = hyper["mu"] * b + g
+    return w - hyper["lr"] * b, (b,)
+
+
+def _rmsprop_jax(hyper: Mapping, w: Any, g: Any, state: tuple, t: Any) -> tuple[Any, tuple]:
+    """RMSProp as torch.optim.RMSprop, for one JAX array: the new w and (s,)."""
+    import jax.numpy as jnp
+
+    (s,) = state
+    alpha = hyper["alpha"]
+    s = alpha * s + (1 - alpha) * jnp.square(g)
+    return w - hyper["lr"] * g / (jnp.sqrt(s) + hyper["eps"]), (s,)
+
+
+#: A JAX update: ``update(hyper, w, g, state, t)`` is the new parameter array and the tuple of
+#: its new state arrays, from its gradient `g` at step `t` (an array of w's dtype, 1 first);
+#: traced inside the jitted step, so it is written with jax.numpy and returns new arrays.
+JaxUpdate = Callable[[Mapping, Any, Any, tuple, Any], tuple[Any, tuple]]
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One optimizer of the benchmark, so that graphc's row and the hand-tuned row cannot
-    disagree on it: graphc's class name and the keyword arguments it is built with (which the
-    flat update reads too), the prefixes of graphc's state names (``m_`` for ``m_W1``: one
-    flat buffer each, in this order), and the hand-tuned flat update."""
+    """One optimizer of the benchmark, so that the rows cannot disagree on it: graphc's class
+    name and the keyword arguments it is built with (which the flat update, torch.optim and
+    the JAX update read too), the prefixes of graphc's state names (``m_`` for ``m_W1``: one
+    flat buffer each, in this order), the hand-tuned flat update, torch.optim's class name,
+    the JAX update, and the arguments torch.optim names otherwise (``mu`` is ``momentum``)."""
 
     graphc_class: str
     hyper: Mapping[str, object]
     state: tuple[str, ...]
     update: FlatUpdate
+    torch_class: str
+    jax_update: JaxUpdate
+    torch_names: Mapping[str, str] = field(default_factory=dict)
 
     def graphc_optimizer(self) -> object:
         """graphc's optimizer, e.g. ``gc.Adam(lr=0.003, betas=(0.9, 0.999), eps=1e-8)``."""
@@ -135,13 +185,30 @@ class Rule:
         update, hyper, steps = self.update, self.hyper, itertools.count(1)
         return lambda: update(hyper, w, g, state, scratch, next(steps))
 
+    def torch_optimizer(self, torch: ModuleType, params: list, fused: bool) -> Any:
+        """torch.optim's optimizer over `params` with these arguments, e.g.
+        ``torch.optim.SGD(params, lr=0.01, momentum=0.9)``, with ``fused=True`` if `fused`
+        (BenchmarkUnavailable where torch.optim has no fused implementation of it)."""
+        cls = getattr(torch.optim, self.torch_class)
+        settings = {self.torch_names.get(k, k): v for k, v in self.hyper.items()}
+        if fused:
+            if "fused" not in inspect.signature(cls).parameters:
+                raise BenchmarkUnavailable(f"torch.optim.{self.torch_class} has no fused "
+                                           f"implementation in torch {torch.__version__}")
+            settings["fused"] = True
+        try:
+            return cls(params, **settings)
+        except RuntimeError as exc:  # fused, but not for these tensors
+            raise BenchmarkUnavailable(f"torch.optim.{self.torch_class}: {exc}") from exc
+
 
 OPTIMIZERS: dict[str, Rule] = {
     "adam": Rule("Adam", {"lr": 0.003, "betas": (0.9, 0.999), "eps": 1e-8}, ("m_", "v_"),
-                 _adam_update),
-    "momentum": Rule("Momentum", {"lr": 0.01, "mu": 0.9}, ("b_",), _momentum_update),
+                 _adam_update, "Adam", _adam_jax),
+    "momentum": Rule("Momentum", {"lr": 0.01, "mu": 0.9}, ("b_",), _momentum_update, "SGD",
+                     _momentum_jax, {"mu": "momentum"}),
     "rmsprop": Rule("RMSProp", {"lr": 0.001, "alpha": 0.99, "eps": 1e-8}, ("s_",),
-                    _rmsprop_update),
+                    _rmsprop_update, "RMSprop", _rmsprop_jax),
 }
 
 
@@ -244,29 +311,21 @@ def make_hand_tuned_flat(batch: int, dtype: DTypeLike, seed: int = 0,
     return Step(step, lambda: [a.copy() for a in (W1, b1, W2, b2)])
 
 
-def _compile(problem: Problem, dtype: DTypeLike, optimizer: Rule,
-             optimize: int = 2) -> tuple[Any, list[Any]]:
-    """graphc's step for `problem` with `optimizer` at `optimize`, and its parameter nodes."""
-    import graphc as gc
-
-    dtype = np.dtype(dtype)
-    x = gc.input("x", ("batch", SIZES[0]), dtype=dtype)
-    labels = gc.input("labels", ("batch",), dtype="int64")
-    params = [gc.param(name, value.shape, init=value, dtype=dtype)
-              for name, value in zip(PARAM_NAMES, problem.params, strict=True)]
-    W1, b1, W2, b2 = params
-    loss = gc.softmax_cross_entropy(gc.relu(x @ W1 + b1) @ W2 + b2, labels)
-    prog = gc.compile([loss], [x, labels], optimizer=optimizer.graphc_optimizer(),
-                      optimize=optimize)
-    return prog, params
-
-
 def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
                 optimizer: Rule = OPTIMIZERS["adam"]) -> Step:
     """graphc's generated step with `optimizer` at `optimize` (the default level, 2, unless
     told), called as users call it."""
+    import graphc as gc
+
     problem = Problem(batch, dtype, seed)
-    prog, _ = _compile(problem, dtype, optimizer, optimize)
+    dtype = np.dtype(dtype)
+    x = gc.input("x", ("batch", SIZES[0]), dtype=dtype)
+    labels = gc.input("labels", ("batch",), dtype="int64")
+    W1, b1, W2, b2 = (gc.param(name, value.shape, init=value, dtype=dtype)
+                      for name, value in zip(PARAM_NAMES, problem.params, strict=True))
+    loss = gc.softmax_cross_entropy(gc.relu(x @ W1 + b1) @ W2 + b2, labels)
+    prog = gc.compile([loss], [x, labels], optimizer=optimizer.graphc_optimizer(),
+                      optimize=optimize)
     feeds = {"x": problem.x, "labels": problem.labels}
 
     def step() -> float:
@@ -275,78 +334,121 @@ def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
     return Step(step, lambda: [np.array(prog.params[name]) for name in PARAM_NAMES])
 
 
-def make_graphc_flat_sketch(batch: int, dtype: DTypeLike, seed: int = 0,
-                            optimizer: Rule = OPTIMIZERS["adam"]) -> Step:
-    """What flat storage would give graphc, sketched by editing its generated module (not
-    graphc's code): the parameters and the optimizer's state rebound to views of flat arrays,
-    the weight gradients' buffers made views of ``flat_grads`` in ``_allocate`` (so the
-    products write into them), and the per-parameter update section replaced by
-    hand_tuned_flat's flat update (graphc's step count ``t`` still advanced, if it has one)."""
-    import re
+def _import(name: str) -> ModuleType:
+    """The module `name`, or BenchmarkUnavailable saying why it does not import."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise BenchmarkUnavailable(f"{name} does not import ({exc}); "
+                                   "pip install -e '.[bench,compare]'") from exc
 
+
+def make_torch(batch: int, dtype: DTypeLike, seed: int = 0,
+               optimizer: Rule = OPTIMIZERS["adam"], fused: bool = False) -> Step:
+    """PyTorch eager on the CPU as its users write a step: the MLP in torch.nn.functional with
+    the weights in nn.Linear's (out, in) layout, ``backward()``, then `optimizer` from
+    torch.optim, its default implementation or (`fused`) its fused one. PyTorch runs on one
+    thread (``torch.set_num_threads(1)``, for the whole process), like the NumPy rows."""
+    torch = _import("torch")
+    functional = torch.nn.functional
+    torch.set_num_threads(1)
     problem = Problem(batch, dtype, seed)
-    dtype = np.dtype(dtype)
-    prog, params = _compile(problem, dtype, optimizer)
-    source = prog.source
-    shapes = [p.shape for p in params]
-    offsets = _offsets(shapes)
-    total = offsets[-1]
-    flat_params = np.concatenate([p.value.ravel() for p in params])
-    flat_grads = np.zeros(total, dtype)
-    state = [np.zeros(total, dtype) for _ in optimizer.state]
-    owned = {n.name: n for n in prog.signature.owned}
-    for k, name in enumerate(PARAM_NAMES):
-        part = slice(offsets[k], offsets[k + 1])
-        for prefix, array in (("", flat_params), *zip(optimizer.state, state, strict=True)):
-            owned[prefix + name].value = array[part].reshape(shapes[k])
-        source, found = re.subn(rf"    d_{name} = np\.empty\(\([^)]*\), np\.\w+\)",
-                                f"    d_{name} = flat_grads[{part.start}:{part.stop}]"
-                                f".reshape{shapes[k]}", source)
-        if found != 1:
-            raise BenchmarkUnavailable(f"the generated module allocates d_{name} otherwise")
-    if source.count("    # update\n") != 1:
-        raise BenchmarkUnavailable("the generated module has no single update section")
-    head, tail = source.split("    # update\n")
-    section, end = tail[:tail.index("    return")], tail[tail.index("    return"):]
-    counter = [line for line in section.splitlines(keepends=True)
-               if line.startswith("    t[...] = ")]
-    update = ["    # update: all parameters at once, over their flat arrays\n", *counter,
-              "    _flat_update()\n"]
-    namespace: dict[str, object] = {
-        "flat_grads": flat_grads,
-        "_flat_update": optimizer.flat_update(flat_params, flat_grads, state,
-                                              np.empty(total, dtype)),
-    }
-    exec(compile(head + "".join(update) + end, "<sketch>", "exec"), namespace)
-    prog._fn = namespace["main"]
-    feeds = {"x": problem.x, "labels": problem.labels}
+    x, labels = torch.from_numpy(problem.x), torch.from_numpy(problem.labels)
+    params = [torch.from_numpy(np.ascontiguousarray(p.T)).requires_grad_()
+              for p in problem.params]
+    W1, b1, W2, b2 = params
+    torch_optimizer = optimizer.torch_optimizer(torch, params, fused)
 
     def step() -> float:
-        return float(prog(**feeds)[0])
+        torch_optimizer.zero_grad()
+        hidden = functional.relu(functional.linear(x, W1, b1))
+        loss = functional.cross_entropy(functional.linear(hidden, W2, b2), labels)
+        loss.backward()
+        torch_optimizer.step()
+        return loss.item()
 
-    return Step(step, lambda: [owned[name].value.copy() for name in PARAM_NAMES])
+    return Step(step, lambda: [p.detach().numpy().T.copy() for p in params])
+
+
+#: XLA's flags for one thread in each computation: `make_jax_jit` sets them (keeping any other
+#: flags of XLA_FLAGS) when jax is not imported yet, since XLA reads them when it starts.
+XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+
+
+def make_jax_jit(batch: int, dtype: DTypeLike, seed: int = 0,
+                 optimizer: Rule = OPTIMIZERS["adam"]) -> Step:
+    """JAX on the CPU with the whole step (value_and_grad of the loss, then `optimizer`'s
+    update written out with jax.numpy) under one jax.jit, which takes the parameters, the
+    optimizer's state and the step count, donated (so XLA may update them in place), and
+    returns the new ones with the loss. Each call waits for the loss (block_until_ready):
+    one XLA computation makes the loss and the new state, so the time is the whole step.
+
+    float64 needs JAX's x64 mode, which this factory switches on for the whole process when
+    asked for float64; a float32 step stays float32 under it (the step count is an array of
+    the parameters' dtype, the constants Python floats), which `reference_check` checks."""
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        os.environ["XLA_FLAGS"] = " ".join([*flags, *(f for f in XLA_ONE_THREAD
+                                                      if f not in flags)])
+    jax = _import("jax")
+    jnp = jax.numpy
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    problem = Problem(batch, dtype, seed)
+    x, labels = jnp.asarray(problem.x), jnp.asarray(problem.labels.astype(np.int32))
+
+    def loss_of(params: list, x: Any, labels: Any) -> Any:
+        W1, b1, W2, b2 = params
+        log_p = jax.nn.log_softmax(jax.nn.relu(x @ W1 + b1) @ W2 + b2)
+        return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
+
+    @partial(jax.jit, donate_argnums=(0, 1, 2))
+    def train_step(params: list, state: list, t: Any, x: Any,
+                   labels: Any) -> tuple[list, list, Any, Any]:
+        loss, grads = jax.value_and_grad(loss_of)(params, x, labels)
+        t = t + 1
+        new = [optimizer.jax_update(optimizer.hyper, w, g, s, t)
+               for w, g, s in zip(params, grads, state, strict=True)]
+        return [w for w, _ in new], [s for _, s in new], t, loss
+
+    params = [jnp.asarray(p) for p in problem.params]
+    state = [tuple(jnp.zeros_like(p) for _ in optimizer.state) for p in params]
+    t = jnp.zeros((), dtype)
+
+    def step() -> float:
+        nonlocal params, state, t
+        params, state, t, loss = train_step(params, state, t, x, labels)
+        return float(loss.block_until_ready())
+
+    return Step(step, lambda: [np.array(p, copy=True) for p in params])
 
 
 FACTORIES: dict[str, Callable[..., Step]] = {
     "hand_tuned_flat": make_hand_tuned_flat,
     "graphc": make_graphc,
+    "torch_eager": make_torch,
+    "torch_fused": partial(make_torch, fused=True),
+    "jax_jit": make_jax_jit,
 }
-
-#: Rows timed only with --sketch: prototypes of what graphc could emit, not graphc.
-SKETCHES: dict[str, Callable[..., Step]] = {"graphc_flat_sketch": make_graphc_flat_sketch}
 
 
 def reference_check(optimizer: Rule = OPTIMIZERS["adam"],
                     factories: Mapping[str, Callable[..., Step]] | None = None, batch: int = 8,
-                    steps: int = 3, rtol: float = 1e-9) -> None:
-    """Every implementation takes `steps` steps with `optimizer` from the same start in
-    float64: the losses and the parameters after them must agree with hand_tuned_flat's
-    within `rtol`."""
-    made = {}
+                    steps: int = 3, rtol: float = 1e-9,
+                    dtype: DTypeLike = np.float64) -> dict[str, str]:
+    """Every implementation (by default every row) takes `steps` steps with `optimizer` from
+    the same start in `dtype`: the losses and the parameters' changes must agree with
+    hand_tuned_flat's within `rtol` relative (in the norm, for each parameter), and the
+    parameters must still be of `dtype`. Returns the implementations that could not run here,
+    with the reasons; raises AssertionError naming the first disagreement."""
+    dtype = np.dtype(dtype)
+    made, skipped = {}, {}
     for name, factory in (factories or FACTORIES).items():
         try:
-            made[name] = factory(batch, np.float64, optimizer=optimizer)
+            made[name] = factory(batch, dtype, optimizer=optimizer)
         except BenchmarkUnavailable as exc:
+            skipped[name] = str(exc)
             print(f"{optimizer.graphc_class} {name} skipped: {exc}")
     start = made["hand_tuned_flat"].params()
     results = {}
@@ -358,9 +460,11 @@ def reference_check(optimizer: Rule = OPTIMIZERS["adam"],
         where = f"{optimizer.graphc_class} {name}"
         np.testing.assert_allclose(losses, ref_losses, rtol=rtol, err_msg=f"{where}: loss")
         for pname, p, r, p0 in zip(PARAM_NAMES, params, ref_params, start, strict=True):
+            assert p.dtype == dtype, f"{where}: {pname} is {p.dtype}, not {dtype}"
             change, ref_change = p - p0, r - p0
             err = np.linalg.norm(change - ref_change) / np.linalg.norm(ref_change)
             assert err < rtol, f"{where}: update of {pname} differs by {err:.2e} relative"
+    return skipped
 
 
 def render_by_optimizer(optimizers: Sequence[str], samples: Samples) -> str:
@@ -394,15 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--inner", type=int, default=200, help="steps per sample")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="also write the tables (Markdown) to this file")
-    parser.add_argument("--sketch", action="store_true",
-                        help="also time graphc_flat_sketch (graphc's module edited by hand)")
     args = parser.parse_args(argv)
-    chosen = {**FACTORIES, **(SKETCHES if args.sketch else {})}
     rows = {}
     for name in args.optimizer:
-        reference_check(OPTIMIZERS[name], chosen)
+        reference_check(OPTIMIZERS[name])
         rows.update({f"{name}/{row}": partial(factory, optimizer=OPTIMIZERS[name])
-                     for row, factory in chosen.items()})
+                     for row, factory in FACTORIES.items()})
     tables_by_dtype_and_batch(rows, args.dtype, args.batch, repeats=args.repeats,
                               inner=lambda batch: args.inner, threads=args.threads,
                               render=partial(render_by_optimizer, args.optimizer),
