@@ -7,6 +7,7 @@ errors for bad hyperparameters and integer parameters.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -298,14 +299,16 @@ def test_an_integer_parameter_is_refused_by_name(opt):
 
 
 def test_float32_training_keeps_float32_state():
-    """The step count t and every state array keep the parameters' float32."""
+    """Every state array keeps the parameters' float32; the step count t is float64 (exact
+    past 2**24 steps, its scalars computed as torch.optim computes them in Python)."""
     x = gc.input("x", ("batch", 2), dtype="float32")
     W = gc.param("W", (2,), init=[1.0, -1.0], dtype="float32")
     opt = gc.SGD(0.1, momentum=0.9, dampening=0.5)
     prog = gc.compile([gc.sum((x * W) ** 2)], [x], optimizer=opt)
     for _ in range(3):
         prog(x=np.ones((2, 2)))
-    assert {n.value.dtype for n in prog.signature.owned} == {np.dtype("float32")}
+    assert {n.name: n.value.dtype.name for n in prog.signature.owned} == \
+        {"W": "float32", "b_W": "float32", "t": "float64"}
     # by hand: g = 4 W (two rows of ones); b = g, then 0.9 b + 0.5 g
     w, b = np.array([1.0, -1.0]), None
     for _ in range(3):
@@ -313,3 +316,26 @@ def test_float32_training_keeps_float32_state():
         b = g if b is None else 0.9 * b + 0.5 * g
         w = w - 0.1 * b
     np.testing.assert_allclose(prog.params["W"], w, rtol=1e-6)
+
+
+def test_float32_adam_scales_by_step_scalars_computed_in_float64():
+    """torch.optim computes Adam's bias corrections in Python floats; in float32,
+    1 - 0.999**t would be 1.3e-5 off at t=1 (0.999 is not a float32 number). graphc computes
+    them in float64 and rounds each once to float32, so its float32 steps agree with the
+    formula so computed to float32's precision."""
+    rng = np.random.default_rng(4)
+    x = gc.input("x", ("batch", 3), dtype="float32")
+    W = gc.param("W", (3,), init=rng.standard_normal(3), dtype="float32")
+    prog = gc.compile([gc.sum((x * W) ** 2)], [x], optimizer=gc.Adam(0.01))
+    assert "np.float32(step_size)" in prog.source
+    w, m, v = W.array.astype(np.float32).copy(), np.zeros(3, np.float32), np.zeros(3, np.float32)
+    xs = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    for t, xv in enumerate(xs, start=1):
+        prog(x=xv)
+        g = (2 * (xv * w) * xv).sum(axis=0, dtype=np.float32)
+        m = np.float32(0.9) * m + np.float32(0.1) * g
+        v = np.float32(0.999) * v + np.float32(0.001) * g * g
+        step_size = np.float32(0.01 / (1 - 0.9**t))
+        root = np.float32(math.sqrt(1 - 0.999**t))
+        w = w - step_size * m / (np.sqrt(v) / root + np.float32(1e-8))
+        np.testing.assert_allclose(prog.params["W"], w, rtol=2e-6)

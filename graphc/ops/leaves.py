@@ -163,7 +163,8 @@ def constant(value: Any, dtype: Any = None) -> Node:
                 role=_role[-1], value=array)
 
 
-def state(name: str, like: Node, fill: float = 0.0, shape: tuple[int, ...] | None = None) -> Node:
+def state(name: str, like: Node, fill: float = 0.0, shape: tuple[int, ...] | None = None,
+          dtype: Any = None) -> Node:
     """Optimizer state (a moment, a step count) that the program owns and updates in place;
     ``attrs["of"]`` is the node it is kept for (``like``): flat state is ordered as its
     parameters are (graphc.passes.flatten)."""
@@ -171,7 +172,8 @@ def state(name: str, like: Node, fill: float = 0.0, shape: tuple[int, ...] | Non
     if sizes is None:
         raise ShapeError(f"state {name!r}: optimizer state's shape must be numbers, got "
                          f"{format_shape(like.shape)}")
-    node = _leaf("state", name, sizes, like.dtype, value=np.full(sizes, fill, dtype=like.dtype),
+    dtype = like.dtype if dtype is None else np.dtype(dtype)
+    node = _leaf("state", name, sizes, dtype, value=np.full(sizes, fill, dtype=dtype),
                  role="update")
     node.attrs["of"] = like
     return node

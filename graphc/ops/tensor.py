@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.errors import ShapeError
-from graphc.ir.node import Storage
+from graphc.ir.node import Node, Storage
 from graphc.ir.shapes import Dim, broadcast_shapes, format_shape, normalize_shape
 from graphc.ops.elementwise import sum_to
 from graphc.ops.registry import Op, as_node_dtype, float_dtype, make
@@ -282,6 +282,44 @@ class Copy(Op):
 
     def vjp(self, node, g):
         return [g]
+
+
+class Cast(Op):
+    """x as another float dtype, rounded as NumPy rounds (``np.float32(step_size)``): what
+    an optimizer's per-step numbers, computed in float64 as torch.optim computes them in
+    Python, become before they scale float32 arrays."""
+
+    name = "cast"
+    fresh = True
+
+    def label(self, node):
+        return f"as {node.dtype.name}"
+
+    def infer(self, inputs, attrs):
+        dtype = np.dtype(attrs["dtype"])
+        if dtype.kind != "f" or inputs[0].dtype.kind != "f":
+            raise ShapeError(f"cast is between float dtypes, not {inputs[0].dtype} to {dtype}")
+        return inputs[0].shape, dtype
+
+    def evaluate(self, node, args):
+        return np.asarray(args[0]).astype(node.dtype)
+
+    def emit(self, node, args, e):
+        if node.shape == ():
+            return f"np.{node.dtype.name}({args[0]})"
+        return f"{args[0]}.astype(np.{node.dtype.name})"
+
+    def vjp(self, node, g):
+        return [cast(g, node.inputs[0].dtype)]
+
+
+def cast(x: Node, dtype: np.dtype) -> Node:
+    """``x`` in float dtype ``dtype`` (``x`` itself where it has that dtype already)."""
+    if x.dtype == np.dtype(dtype):
+        return x
+    node = make("cast", (x,), dtype=np.dtype(dtype).str)
+    node.name = x.name and f"{x.name}_{node.dtype.name}"
+    return node
 
 
 class Zeros(Op):

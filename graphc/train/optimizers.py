@@ -28,6 +28,7 @@ from graphc.ir.node import Node
 from graphc.ops import api as ops
 from graphc.ops.leaves import state
 from graphc.ops.registry import role
+from graphc.ops.tensor import cast
 from graphc.ops.updates import assign
 
 
@@ -71,12 +72,14 @@ class Optimizer:
             nodes: list[Node] = []
             scalars: tuple[Node, ...] = ()
             if self.counts_steps and params:
-                t0 = state("t", params[0], shape=())
+                # counted, and its scalars computed, in float64 (as torch.optim computes them
+                # in Python): in float32, 1 - 0.999**t is 1e-5 off at t=1, and t stops at 2**24
+                t0 = state("t", params[0], shape=(), dtype=np.float64)
                 t = assign(t0, t0 + 1)
                 nodes.append(t)
                 scalars = self.step_scalars(t)
             for p, g in zip(params, grads):
-                nodes += self.rule(p, g, seed_scale, scalars)
+                nodes += self.rule(p, g, seed_scale, tuple(cast(s, p.dtype) for s in scalars))
             return nodes
 
     def step_scalars(self, t: Node) -> tuple[Node, ...]:
@@ -277,7 +280,10 @@ class Adam(Optimizer):
     def step_scalars(self, t: Node) -> tuple[Node, ...]:
         """The step size lr / (1 - beta1^t) and the root sqrt(1 - beta2^t) of the second
         moment's bias correction, once per step for every parameter."""
-        return (self.lr / (1 - self.beta1**t), ops.sqrt(1 - self.beta2**t))
+        step_size = self.lr / (1 - self.beta1**t)
+        root_correction = ops.sqrt(1 - self.beta2**t)
+        step_size.name, root_correction.name = "step_size", "root_correction"
+        return step_size, root_correction
 
     def rule(self, w, g, seed_scale, scalars):
         step_size, root_correction = scalars

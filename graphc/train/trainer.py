@@ -315,7 +315,8 @@ class Trainer:
             if saved is None:
                 raise CheckpointError(f"{ckpt.path}: no array {name!r}; is it a checkpoint of "
                                       "another model?")
-            if saved.shape != node.array.shape or saved.dtype != node.array.dtype:
+            widened = node.op.name == "state" and np.can_cast(saved.dtype, node.dtype, "safe")
+            if saved.shape != node.array.shape or saved.dtype != node.array.dtype and not widened:
                 raise CheckpointError(f"{ckpt.path}: {name} is {saved.dtype} {saved.shape}, "
                                       f"the model's is {node.array.dtype} {node.array.shape}")
         run = _Progress.from_meta(ckpt.path, ckpt.meta)
