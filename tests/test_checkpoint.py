@@ -525,3 +525,16 @@ def test_cli_refuses_non_positive_counts(flag, capsys):
     with pytest.raises(SystemExit):
         main(["train", DIGITS, flag, "0"])
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_a_float32_step_count_resumes_the_same_run(data, reference, series,
+                                                                      tmp_path):
+    """Checkpoints written before the step count became float64 hold it as the parameters'
+    dtype: a count that widens exactly still resumes (an array of another shape or a
+    narrowing dtype is still refused)."""
+    ckpt = checkpoint.read(series[1])
+    older = {**ckpt.arrays, "t": ckpt.arrays["t"].astype(np.float32)}
+    checkpoint.write(tmp_path / os.path.basename(series[1]), older, ckpt.meta)
+    trainer = make_trainer()
+    history = trainer.fit(*data, checkpoint_dir=tmp_path, resume=True, **FIT)
+    assert_same_run(trainer, history, reference)
