@@ -15,12 +15,15 @@ plan has the gradients computed into views of theirs, so the update costs the ca
 parameter's, for all of them. Values are unchanged: each entry is computed by the same
 expression from the same entries.
 
-The pass declares what it tracks: for each update, its *group* (mode, expression, dtype,
-and which inputs are numbers shared by the group: ``update_key``) and the parameter it
-is for (``parameter_of``). A group is flattened only where each of its array operands is,
-for every member alike, a parameter or state, a computed value, or the member's own result
-of an earlier flattened group (Adam's weight update reads the new m and v), and where no
-node outside the flattened groups reads a member's result.
+The pass declares what it tracks: for each update, and each elementwise node an update
+reads (a gradient plus its weight decay, ``d_W + 0.01*W``), its *key* (op, mode, expression,
+dtype, and which inputs are numbers shared by the group: ``update_key``) and the parameter
+it is for (``parameter_of``; an elementwise node is for its readers' parameter). A group is
+flattened only where each of its array operands is, for every member alike, parameters or
+state, computed values, or the members' results of another flattened group (Adam's weight
+update reads the new m and v), and where only flattened groups read a member's result, and
+read all of them. A leaf or value can be a view of one flat array only: where two groups
+would make it a piece of two, the smaller group stays as it is (``_clash``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def flatten(graph: Graph) -> Graph:
         valid = {id(g) for g in groups}
         kept = [g for g in groups if _flattenable(g, groups, valid, users)]
         if len(kept) == len(groups):
-            break
+            clash = _clash(groups, valid)
+            if clash is None:
+                break
+            kept.remove(clash)
         groups = kept
     if not groups:
         return graph
@@ -56,33 +62,38 @@ def flatten(graph: Graph) -> Graph:
 
 
 class Key(NamedTuple):
-    """What updates must share to be one flat update: mode, expression and dtype, and for
-    each operand after the target the id of the node (a number, shared by the group) or
-    None (an array of the target's shape: a piece)."""
+    """What nodes must share to be one flat node: op, mode (an update's), expression and
+    dtype, and for each input the id of the node (a number, shared by the group) or None
+    (an array of the node's shape: a piece; an update's target is one)."""
 
-    mode: str
+    op: str
+    mode: str | None
     expr: Any
     dtype: np.dtype
     operands: tuple[int | None, ...]
 
 
 def update_key(node: Node) -> Key | None:
-    """An update's ``Key``; None for a node that is no update of an array leaf by
-    pieces and numbers."""
-    if node.op.name != "assign":
+    """The ``Key`` of an update of an array leaf, or of a float elementwise node (the
+    gradient plus weight decay an update reads), by pieces and numbers; None for others."""
+    if node.op.name == "assign":
+        target = node.inputs[0]
+        if target.op.name not in HELD or target.shape == ():
+            return None
+        values, mode = node.inputs[1:], node.attrs["mode"]
+    elif node.op.name == "elementwise" and node.shape and node.dtype.kind == "f":
+        values, mode = node.inputs, None
+    else:
         return None
-    target, *values = node.inputs
-    if target.op.name not in HELD or target.shape == ():
-        return None
-    operands: list[int | None] = []
+    operands: list[int | None] = [None] * (len(node.inputs) - len(values))  # the target
     for v in values:
         if v.shape == ():
             operands.append(v.id)
-        elif v.shape == target.shape and v.dtype == node.dtype:
+        elif v.shape == node.shape and v.dtype == node.dtype:
             operands.append(None)
         else:
             return None
-    return Key(node.attrs["mode"], node.attrs["expr"], node.dtype, tuple(operands))
+    return Key(node.op.name, mode, node.attrs["expr"], node.dtype, tuple(operands))
 
 
 def parameter_of(node: Node) -> Node | None:
@@ -94,43 +105,47 @@ def parameter_of(node: Node) -> Node | None:
 
 @dataclass(eq=False)
 class Group:
-    """Updates to flatten together, ordered by their parameters."""
+    """Like nodes to flatten together, ordered by the parameters they are for."""
 
     key: Key
     members: list[Node]
 
     def operands(self, k: int) -> list[Node]:
-        """Each member's input ``k`` (0: the target)."""
+        """Each member's input ``k``."""
         return [m.inputs[k] for m in self.members]
 
     @property
     def pieces(self) -> list[int]:
-        """The input positions that are arrays (the target is one)."""
-        return [0] + [k + 1 for k, shared in enumerate(self.key.operands) if shared is None]
+        """The input positions that are arrays."""
+        return [k for k, shared in enumerate(self.key.operands) if shared is None]
 
 
 def _groups(order: Sequence[Node]) -> list[Group]:
-    """The candidate groups, in the order of their first member: updates with one key, two
-    or more, each for a parameter of its own."""
+    """The candidate groups, in the order of their first member: nodes with one key, two or
+    more, each for a parameter of its own. An update is for its parameter (``parameter_of``);
+    an elementwise node for the one parameter that the candidates reading it are for."""
+    keys = {n.id: k for n in order if (k := update_key(n)) is not None}
+    rank: dict[int, int] = {}  # node id -> the declaration order of its parameter
+    for n in order:
+        param = parameter_of(n) if n.id in keys and n.op.name == "assign" else None
+        if param is not None:
+            rank[n.id] = param.id
+    users = consumers(order)
+    for n in reversed(order):  # readers first: an elementwise node takes its readers' rank
+        ranks = {rank.get(u.id) for u in users.get(n.id, [])}
+        if n.id in keys and n.id not in rank and len(ranks) == 1:
+            (only,) = ranks
+            if only is not None:
+                rank[n.id] = only
     by_key: dict[Key, list[Node]] = {}
-    for node in order:
-        key = update_key(node)
-        if key is not None and parameter_of(node) is not None:
-            by_key.setdefault(key, []).append(node)
+    for n in order:
+        if n.id in rank:
+            by_key.setdefault(keys[n.id], []).append(n)
     groups = []
     for key, members in by_key.items():
-        params = {_order(m) for m in members}
-        if len(members) >= 2 and len(params) == len(members):
-            groups.append(Group(key, sorted(members, key=_order)))
+        if len(members) >= 2 and len({rank[m.id] for m in members}) == len(members):
+            groups.append(Group(key, sorted(members, key=lambda m: rank[m.id])))
     return groups
-
-
-def _order(update: Node) -> int:
-    """Where an update's parameter comes among the parameters: the order they were declared
-    in (node ids count up), the same for every group."""
-    param = parameter_of(update)
-    assert param is not None  # _groups keeps only updates for a parameter
-    return param.id
 
 
 def _source(operand: list[Node], groups: Sequence[Group], valid: set[int]) -> \
@@ -152,32 +167,36 @@ def _source(operand: list[Node], groups: Sequence[Group], valid: set[int]) -> \
 
 def _flattenable(group: Group, groups: Sequence[Group], valid: set[int],
                  users: dict[int, list[Node]]) -> bool:
-    """Whether every piece operand has a source, no node is a piece of two different flat
-    arrays, and every reader of a member's result is a valid group reading it as a piece."""
+    """Whether every piece operand has a source, and every reader of a member's result is
+    a valid group that reads the whole of this group's result (as one of its pieces)."""
     if any(_source(group.operands(k), groups, valid) is None for k in group.pieces):
         return False
-    readers = {n.id for g in groups if id(g) in valid for n in g.members}
+    readers = {id(n): g for g in groups if id(g) in valid for n in g.members}
     for m in group.members:
-        if any(u.id not in readers for u in users.get(m.id, [])):
-            return False
-    return _pieces_once(groups, valid)
+        for u in users.get(m.id, []):
+            reader = readers.get(id(u))
+            if reader is None or not any(_source(reader.operands(k), groups, valid) is group
+                                         for k in reader.pieces if u.inputs[k] is m):
+                return False
+    return True
 
 
-def _pieces_once(groups: Sequence[Group], valid: set[int]) -> bool:
-    """Whether each leaf or computed value is a piece of one flat array only (it can be a
-    view of one array, not of two)."""
-    flats: dict[int, tuple[int, ...]] = {}
+def _clash(groups: Sequence[Group], valid: set[int]) -> Group | None:
+    """A group to drop because a leaf or a value it would make a piece of one flat array
+    is a piece of another too (it can be a view of one array, not of two): of the two, the
+    one with fewer members. None where there is no such clash."""
+    owner: dict[int, tuple[tuple[int, ...], Group]] = {}
     for g in groups:
-        if id(g) not in valid:
-            continue
         for k in g.pieces:
             operand = g.operands(k)
             if isinstance(_source(operand, groups, valid), Group):
                 continue
             ids = tuple(x.id for x in operand)
-            if any(flats.setdefault(i, ids) != ids for i in ids):
-                return False
-    return True
+            for i in ids:
+                other_ids, other = owner.setdefault(i, (ids, g))
+                if other_ids != ids:
+                    return g if len(g.members) <= len(other.members) else other
+    return None
 
 
 def _rebuild(graph: Graph, groups: list[Group]) -> Graph:
@@ -202,8 +221,8 @@ def _rebuild(graph: Graph, groups: list[Group]) -> Graph:
         first = g.members[0]
         inputs = [flat_of(g.operands(k)) if k in g.pieces else first.inputs[k]
                   for k in range(len(first.inputs))]
-        node = replacing(first, make("assign", tuple(inputs), expr=first.attrs["expr"],
-                                     mode=first.attrs["mode"]))
+        node = replacing(first, make(first.op.name, tuple(inputs), **first.attrs))
+        node.role = "update"  # it reads the flat arrays, which the update section makes
         made[id(g)] = node
         replaced.update({m.id: node for m in g.members})
     effects = {n.id: n for n in (replaced.get(e.id, e) for e in graph.effects)}
