@@ -112,12 +112,12 @@ def local_derivative(expr: sp.Basic, i: int) -> sp.Basic:
     return d.subs({expr: OUT, stable: OUT})
 
 
-def print_expression(expr: sp.Basic, node: Node, args: Sequence[str]) -> str:
-    """The NumPy code of an elementwise expression whose input i is the variable args[i]
-    (printed by name: two inputs that are one array are not merged and cancelled)."""
-    names = {arg(i): a for i, a in enumerate(args)}
-    inputs = node.inputs[len(node.inputs) - len(args):]
-    floats = {arg(i) for i, x in enumerate(inputs) if x.dtype.kind == "f"}
+def print_expression(expr: sp.Basic, node: Node, args: Sequence[str], first: int = 0) -> str:
+    """The NumPy code of an elementwise expression over ``node.inputs[first:]`` (an update's
+    values come after its target), whose variables are ``args[first:]``; printed by name: two
+    inputs that are one array are not merged and cancelled."""
+    names = {arg(i): a for i, a in enumerate(args[first:])}
+    floats = {arg(i) for i, x in enumerate(node.inputs[first:]) if x.dtype.kind == "f"}
     return numpy_code(expr, names, node.dtype, floats)
 
 
@@ -167,7 +167,7 @@ def ufunc_code(node: Node, args: Sequence[str], arrays: Arrays, e: Emitter,
     if len(lowering.steps) > 1:
         mode = node.attrs.get("mode")
         lhs = f"{args[0]} {mode}" if mode else f"{e.target(node)} ="
-        lines.insert(0, f"# {lhs} {print_expression(_rounded(expr), node, values)}")
+        lines.insert(0, f"# {lhs} {print_expression(_rounded(expr), node, args, first)}")
     return lines
 
 

@@ -65,13 +65,13 @@ class Assign(Op):
         return ways
 
     def emit(self, node, args, e):
-        target, *values = args
+        target = args[0]
         expr, mode = node.attrs["expr"], node.attrs["mode"]
         lhs = f"{target}[...]" if mode == "=" else target
         arrays = e.arrays(node)
         if arrays is None:
             e.need_helpers(expr)
-            return [f"{lhs} {mode} {print_expression(expr, node, values)}"]
+            return [f"{lhs} {mode} {print_expression(expr, node, args, first=1)}"]
         lines = ufunc_code(node, args, arrays, e, first=1)
         if arrays.out != target:  # computed into a scratch array: apply it
             lines.append(f"{lhs} {mode} {arrays.out}")
