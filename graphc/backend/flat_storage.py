@@ -10,6 +10,10 @@ each leaf still holds the view it was given: where something bound a leaf to ano
 its own), the program lays them out again from the values they hold now. Leaves that are
 already views of one array laid out as this program needs (by another program) are kept as
 they are, so programs over the same parameters share them.
+
+So an array taken from a parameter before a training step was compiled (``w = W1.array``)
+may no longer be W1's storage after it: the step copied W1 into its flat array. Read
+parameters through ``prog.params`` or ``W1.array`` after compiling; those are the live views.
 """
 
 from __future__ import annotations
