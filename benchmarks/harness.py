@@ -282,3 +282,20 @@ def _blas_pools() -> list[str]:
         for pool in threadpool_info()
         if pool.get("user_api") == "blas"
     ]
+
+
+def with_calls(markdown: str, calls: Mapping[str, int]) -> str:
+    """`table`'s Markdown with a column of NumPy calls per step ("-" where not
+    counted)."""
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        if i == 0:
+            lines[i] = line + " NumPy calls/step |"
+        elif i == 1:
+            lines[i] = line + "---:|"
+        else:
+            name = line.split("|")[1].strip()
+            lines[i] = line + f" {calls.get(name, '-')} |"
+    return "\n".join(lines)

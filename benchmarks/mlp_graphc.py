@@ -20,12 +20,12 @@ import ast
 import inspect
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from benchmarks.harness import table, tables_by_dtype_and_batch
+from benchmarks.harness import table, tables_by_dtype_and_batch, with_calls
 from benchmarks.mlp_baselines import (
     IMPLEMENTATIONS,
     LAYER_SIZES,
@@ -123,23 +123,6 @@ def numpy_calls(names: Sequence[str], batch: int = 32, dtype: DTypeLike = "float
         elif name in COUNTED_FROM_SOURCE:
             calls[name] = source_numpy_calls(*COUNTED_FROM_SOURCE[name])
     return calls
-
-
-def with_calls(markdown: str, calls: Mapping[str, int]) -> str:
-    """`harness.table`'s Markdown with a column of NumPy calls per step ("-" where not
-    counted)."""
-    lines = markdown.split("\n")
-    for i, line in enumerate(lines):
-        if not line.startswith("|"):
-            continue
-        if i == 0:
-            lines[i] = line + " NumPy calls/step |"
-        elif i == 1:
-            lines[i] = line + "---:|"
-        else:
-            name = line.split("|")[1].strip()
-            lines[i] = line + f" {calls.get(name, '-')} |"
-    return "\n".join(lines)
 
 
 #: Every implementation timed in the same run: graphc's three levels beside each baseline

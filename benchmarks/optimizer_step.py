@@ -45,12 +45,14 @@ per-round samples, each optimizer's rows with their ratios to its own hand_tuned
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import inspect
 import itertools
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -60,7 +62,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
-from benchmarks.harness import BenchmarkUnavailable, Samples, table, tables_by_dtype_and_batch
+from benchmarks.harness import (
+    BenchmarkUnavailable,
+    Samples,
+    table,
+    tables_by_dtype_and_batch,
+    with_calls,
+)
 
 SIZES = (64, 128, 10)
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -232,11 +240,14 @@ class Problem:
 
 class Step:
     """A training step to time: call it for one step (it returns the loss); `params()` reads
-    the parameters in PARAM_NAMES order, as they are now."""
+    the parameters in PARAM_NAMES order, as they are now; `numpy_calls` is its NumPy calls
+    per step where it is NumPy (graphc's and the hand-tuned step's), else None."""
 
-    def __init__(self, step: Callable[[], float], params: Callable[[], list[np.ndarray]]) -> None:
+    def __init__(self, step: Callable[[], float], params: Callable[[], list[np.ndarray]],
+                 numpy_calls: int | None = None) -> None:
         self._step = step
         self.params = params
+        self.numpy_calls = numpy_calls
 
     def __call__(self) -> float:
         return self._step()
@@ -308,7 +319,25 @@ def make_hand_tuned_flat(batch: int, dtype: DTypeLike, seed: int = 0,
         update()
         return loss
 
-    return Step(step, lambda: [a.copy() for a in (W1, b1, W2, b2)])
+    return Step(step, lambda: [a.copy() for a in (W1, b1, W2, b2)],
+                _hand_tuned_calls(optimizer))
+
+
+def _hand_tuned_calls(optimizer: Rule) -> int:
+    """The hand-tuned step's NumPy calls, counted from its source as ``Program.report`` counts
+    graphc's ``main`` (calls, binary operators and augmented assignments, Python scalar
+    arithmetic included), its call of the flat update counted as that update's body."""
+    from graphc.backend.program import _numpy_calls
+
+    def as_main(fn: Callable[..., object], inner: str | None = None) -> str:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        found = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                     and n.name == (inner or fn.__name__))
+        found.name, found.decorator_list = "main", []
+        return ast.unparse(found)
+
+    step = _numpy_calls(as_main(make_hand_tuned_flat, "step"))
+    return step - 1 + _numpy_calls(as_main(optimizer.update))
 
 
 def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
@@ -331,7 +360,8 @@ def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,
     def step() -> float:
         return float(prog(**feeds)[0])
 
-    return Step(step, lambda: [np.array(prog.params[name]) for name in PARAM_NAMES])
+    return Step(step, lambda: [np.array(prog.params[name]) for name in PARAM_NAMES],
+                int(prog.report(batch=batch).rows[-1][2]))
 
 
 def _import(name: str) -> ModuleType:
@@ -467,9 +497,11 @@ def reference_check(optimizer: Rule = OPTIMIZERS["adam"],
     return skipped
 
 
-def render_by_optimizer(optimizers: Sequence[str], samples: Samples) -> str:
+def render_by_optimizer(optimizers: Sequence[str], calls: Mapping[str, Mapping[str, int]],
+                        samples: Samples) -> str:
     """One table per optimizer from samples whose rows are named ``optimizer/row``, each with
-    the ratios to that optimizer's own hand_tuned_flat."""
+    the ratios to that optimizer's own hand_tuned_flat and the NumPy calls per step of the
+    rows that are NumPy (``calls[optimizer][row]``)."""
     parts = []
     for name in optimizers:
         prefix = f"{name}/"
@@ -479,7 +511,8 @@ def render_by_optimizer(optimizers: Sequence[str], samples: Samples) -> str:
                     if row.startswith(prefix)}
 
         own_samples = Samples(own(samples), own(samples.skipped))
-        parts.append(f"### {name}\n\n{table(own_samples, baselines=('hand_tuned_flat',))}")
+        rows = table(own_samples, baselines=("hand_tuned_flat",))
+        parts.append(f"### {name}\n\n{with_calls(rows, calls[name])}")
     return "\n\n".join(parts)
 
 
@@ -499,14 +532,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="also write the tables (Markdown) to this file")
     args = parser.parse_args(argv)
-    rows = {}
+    rows, calls = {}, {}
     for name in args.optimizer:
         reference_check(OPTIMIZERS[name])
+        calls[name] = {row: FACTORIES[row](32, "float64", optimizer=OPTIMIZERS[name]).numpy_calls
+                       for row in ("graphc", "hand_tuned_flat")}
         rows.update({f"{name}/{row}": partial(factory, optimizer=OPTIMIZERS[name])
                      for row, factory in FACTORIES.items()})
     tables_by_dtype_and_batch(rows, args.dtype, args.batch, repeats=args.repeats,
                               inner=lambda batch: args.inner, threads=args.threads,
-                              render=partial(render_by_optimizer, args.optimizer),
+                              render=partial(render_by_optimizer, args.optimizer, calls),
                               out=args.out)
     return 0
 

@@ -80,8 +80,22 @@ def test_rows_are_grouped_into_one_table_per_optimizer() -> None:
     samples = Samples({"adam/hand_tuned_flat": [1.0, 1.0], "adam/graphc": [1.5, 1.5],
                        "rmsprop/hand_tuned_flat": [2.0, 2.0], "rmsprop/graphc": [2.2, 2.2]},
                       {"rmsprop/torch_fused": "no fused RMSprop"})
-    markdown = osb.render_by_optimizer(["adam", "rmsprop"], samples)
+    calls = {"adam": {"graphc": 47, "hand_tuned_flat": 47}, "rmsprop": {"graphc": 35}}
+    markdown = osb.render_by_optimizer(["adam", "rmsprop"], calls, samples)
     adam, rmsprop = markdown.split("### rmsprop")
-    assert "| graphc | 1,500,000 | ±0.0% | 1.50 |" in adam
-    assert "| graphc | 2,200,000 | ±0.0% | 1.10 |" in rmsprop
+    assert "| graphc | 1,500,000 | ±0.0% | 1.50 | 47 |" in adam
+    assert "| graphc | 2,200,000 | ±0.0% | 1.10 | 35 |" in rmsprop
+    assert "| hand_tuned_flat | 2,000,000 | ±0.0% | 1.00 | - |" in rmsprop
     assert "torch_fused: no fused RMSprop" in rmsprop and "torch_fused" not in adam
+
+
+def test_numpy_calls_of_the_numpy_rows() -> None:
+    """graphc's count is its report's; the hand-tuned step's is counted from its source with
+    the flat update's body in place of its call: Adam's 13 calls on arrays and its Python
+    scalar arithmetic, on top of the forward and backward pass."""
+    adam, momentum = osb.OPTIMIZERS["adam"], osb.OPTIMIZERS["momentum"]
+    hand = {name: osb.make_hand_tuned_flat(8, np.float64, optimizer=opt).numpy_calls
+            for name, opt in (("adam", adam), ("momentum", momentum))}
+    assert hand["adam"] - hand["momentum"] >= 13 - 4
+    graphc = osb.make_graphc(8, np.float64, optimizer=adam)
+    assert 30 < graphc.numpy_calls < 60
