@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.backend.program import load
 from graphc.passes.pipeline import LEVELS
 
 WITHOUT_FLATTEN = [p for p in LEVELS[2] if p != "flatten"]
@@ -111,6 +112,14 @@ def test_parameters_state_and_gradients_are_views_of_flat_arrays():
     assert "def main(x, labels, W1, b1, W2, b2, t, m_all, v_all, flat_params):" in prog.source
     rows = {r[0]: r for r in prog.report(batch=6).rows[1:]}
     assert int(rows["flatten"][2]) < int(rows["simplify"][2]) - 20  # NumPy calls per step
+    # the pieces of d_all are views, not buffers: neither the header nor the bytes count them
+    header = prog.source.splitlines()[1]
+    assert header.startswith("# buffers:") and "(5, 7)" not in header and "(66,)" in header
+    made = load(prog.source)["_allocate"](6)  # the arrays the module allocates, once
+    owners = {id(a): a for a in made if a.base is None}
+    assert prog.plan is not None
+    assert prog.plan.peak_bytes({"batch": 6}) == sum(a.nbytes for a in owners.values())
+    assert len(owners) < len({id(a) for a in made})  # the pieces are views
 
 
 def test_setting_a_parameter_reaches_the_flat_step():

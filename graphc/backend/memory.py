@@ -98,8 +98,9 @@ class MemoryPlan:
         return self.constants[wanted]
 
     def peak_bytes(self, dims: Mapping[str, int]) -> int:
-        """Bytes of all buffers: they are all allocated at once and kept between calls."""
-        return sum(b.nbytes(dims) for b in self.buffers)
+        """Bytes of all buffers (a piece of another is no memory of its own): they are all
+        allocated at once and kept between calls."""
+        return sum(b.nbytes(dims) for b in self.buffers if b.view_of is None)
 
 
 def bytes_of(shape: Shape, dtype: np.dtype, dims: Mapping[str, int]) -> int:

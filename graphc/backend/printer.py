@@ -287,10 +287,12 @@ def piece(offset: int, shape: Shape) -> str:
 
 
 def _buffer_kinds(plan: MemoryPlan) -> dict[tuple[Shape, str], int]:
-    """How many buffers of each shape and dtype the plan allocates (for the header)."""
+    """How many buffers of each shape and dtype the plan allocates (for the header; the
+    pieces of a flat buffer are views of it, not buffers of their own)."""
     kinds: dict[tuple[Shape, str], int] = {}
     for b in plan.buffers:
-        kinds[b.shape, b.dtype.name] = kinds.get((b.shape, b.dtype.name), 0) + 1
+        if b.view_of is None:
+            kinds[b.shape, b.dtype.name] = kinds.get((b.shape, b.dtype.name), 0) + 1
     return kinds
 
 
