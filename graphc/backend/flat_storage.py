@@ -4,8 +4,9 @@ A flat update (graphc.passes.flatten) writes one 1-D array, ``flat_params`` or `
 for that to update W1, b1, ... their arrays must be views of it. The leaves' values stay
 the truth: ``W1.value`` is the array every program compiled from the node reads, and
 ``prog.params``, checkpoints and ``Trainer.save`` reach the parameters by name through it.
-So a program lays its leaves out flat when it is made, and checks before each call that
-each leaf still holds the view it was given: where something bound a leaf to another array
+So a program lays its leaves out flat when it is made, and checks, before a call that follows
+any rebinding of a node's value (``Node.rebinds``), that each leaf still holds the view it was
+given: where something bound a leaf to another array
 (another program that laid the same leaves out otherwise, a gradient check that swapped in
 its own), the program lays them out again from the values they hold now. Leaves that are
 already views of one array laid out as this program needs (by another program) are kept as
@@ -28,7 +29,7 @@ from graphc.ops.flat import offsets
 
 class FlatStorage:
     """The flat arrays of a program's ``flats`` nodes (each over parameters or state), kept
-    in the nodes' ``value`` and handed to the generated code by ``arrays``."""
+    in the nodes' ``value``, which the program passes to the generated code."""
 
     def __init__(self, flats: Sequence[Node]) -> None:
         self.flats = list(flats)

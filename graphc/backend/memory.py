@@ -20,8 +20,8 @@ buffer. Parameters and optimizer state are updated in place
 (``Op.updates``). A node whose output is its inputs side by side (``Op.pieces``: the flat
 gradients of a flat update) gets a buffer of its own, and each of its inputs a view of its
 piece of it, which that input's code writes into (``np.matmul(x.T, g, out=d_W1)``, d_W1 a
-view of d_all); these buffers are the step's own to the end: never reused, never written
-over.
+view of d_all); no other node writes over a piece, and the whole buffer returns to its pool
+only once it and every piece are dead.
 
 Planning is a step of the backend, not a pass of the pipeline (``gc.compile(memory=...)``,
 on by default at optimize 2 and 3): buffers belong to the statement order, so

@@ -344,7 +344,7 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
             checks: list[str], allocate: str, updated_ids: set[int]) -> str:
     standalone_params = options.standalone_params
     inputs = [names[n.id] for n in signature.inputs]
-    owned = [names[n.id] for n in signature.held]
+    held = [names[n.id] for n in signature.held]
     updated = [names[n.id] + (f" ({', '.join(names[x.id] for x in n.inputs)})" if n.inputs
                               else "") for n in signature.held if n.id in updated_ids]
     stats = ", ".join(f"{counts[r]} {r}" for r in ROLES if counts[r])
@@ -363,7 +363,7 @@ def _module(header: str, signature: Signature, names: dict[int, str], body: list
     # a program's input whose name is no identifier is reached through main(**feeds)
     renamed = any(n.name != names[n.id] for n in signature.inputs)
     fn = "_main" if standalone_params and renamed else "main"
-    args = inputs + ([f"{n}={n}" for n in owned] if standalone_params else owned)
+    args = inputs + ([f"{n}={n}" for n in held] if standalone_params else held)
     first = f"def {fn}("
     signature_lines = _wrap(", ".join(args) + "):", " " * len(first), first)
     doc = f"Inputs: {', '.join(inputs) or 'none'}."

@@ -39,13 +39,19 @@ class Reduce(Op):
                           dtype=node.dtype)
 
     def emit(self, node, args, e):
+        return as_node_dtype(self.call(node, args[0]), node, node.inputs)
+
+    def call(self, node: Node, x: str, out: str | None = None) -> str:
+        """``x.sum(axis=1)``, ``x.max(axis=(0, 2), keepdims=True)``, with ``out=`` if given."""
         axes, keep = node.attrs["axes"], node.attrs["keepdims"]
-        if len(axes) == node.inputs[0].ndim and not keep:
-            code = f"{args[0]}.{self.method}()"
-        else:
-            axis = axes[0] if len(axes) == 1 else axes
-            code = f"{args[0]}.{self.method}(axis={axis}{', keepdims=True' if keep else ''})"
-        return as_node_dtype(code, node, node.inputs)
+        arguments = []
+        if len(axes) != node.inputs[0].ndim or keep:
+            arguments.append(f"axis={axes[0] if len(axes) == 1 else axes}")
+        if keep:
+            arguments.append("keepdims=True")
+        if out is not None:
+            arguments.append(f"out={out}")
+        return f"{x}.{self.method}({', '.join(arguments)})"
 
     def expand_grad(self, node, g):
         """g broadcast back to the input's shape."""
@@ -74,7 +80,7 @@ class Sum(Reduce):
         if arrays is None:
             return super().emit(node, args, e)
         if not arrays.arrays:
-            return super().emit(node, args, e)[:-1] + f", out={arrays.out})"
+            return self.call(node, args[0], out=arrays.out)
         return [f"# {e.target(node)} = {args[0]}.sum(axis=0), as a product with ones: "
                 "BLAS beats np.sum",
                 f"np.matmul({arrays.arrays[0]}, {args[0]}, out={arrays.out})"]
