@@ -125,3 +125,16 @@ def test_every_returned_array_has_its_nodes_dtype_and_shape(act, dtype, level):
             want = tuple(batch if d == "batch" else d for d in node.shape)
             assert np.asarray(value).dtype == node.dtype == np.dtype(dtype), node
             assert np.shape(value) == want, node
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_max_pool_routes_an_infinite_gradient_to_the_maximum_only(level):
+    """A 2x2 max pool's gradient goes to each window's maximum; the other three entries get
+    0, as NumPy computes dx[argmax] += g, even where g is inf (inf * 0 would be NaN)."""
+    x = gc.input("x", (1, 1, 2, 4))
+    w = gc.input("w", (1, 1, 1, 2))
+    xv = np.array([[[[1.0, 4.0, 0.5, 0.2], [2.0, 3.0, 0.1, 0.3]]]])
+    wv = np.array([[[[np.inf, -2.0]]]])
+    (dx,) = run(gc.grad(gc.sum(gc.max_pool2d(x) * w), [x]), [x, w], {"x": xv, "w": wv}, level)
+    want = np.array([[[[0.0, np.inf, -2.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+    np.testing.assert_array_equal(dx, want)

@@ -114,7 +114,11 @@ class PoolGrad(Op):
 
 class MaxPool2dGrad(PoolGrad):
     """Inputs g, x and the pool's output y. At each offset, in row-major order, the windows
-    whose maximum sits there and has not been met before take their gradient."""
+    whose maximum sits there and has not been met before take their gradient; every other
+    entry keeps 0, as NumPy's ``dx[argmax] += g`` leaves it, even where g is inf or NaN
+    (``g * mask`` would make inf * 0 = NaN there). Planned, the selection is bitwise: g's
+    bits where the mask holds, 0 (+0.0) elsewhere, in two calls, written straight into the
+    gradient where windows do not overlap (LeNet's 2x2 pools), else added up."""
 
     name = "max_pool2d_grad"
     fresh = True
@@ -135,13 +139,16 @@ class MaxPool2dGrad(PoolGrad):
 
     def storage(self, node):
         y = node.inputs[2].shape
-        return storage_with(("unrouted", y, np.dtype(bool)), ("first", y, np.dtype(bool)),
-                        ("routed", y, node.dtype))
+        arrays = [("unrouted", y, np.dtype(bool)), ("first", y, np.dtype(bool)),
+                  ("bits", y, _bits(node))]
+        if not _disjoint(node):
+            arrays.append(("routed", y, node.dtype))
+        return storage_with(*arrays)
 
     def emit(self, node, args, e):
         """Into new arrays, or where planned into the arrays given: the gradient, the masks
-        of windows not yet routed and of those whose maximum sits at this offset, and g
-        times that mask."""
+        of windows not yet routed and of those whose maximum sits at this offset, the
+        mask's bits, and (where windows overlap) the gradient routed at this offset."""
         g, x, y = args
         out, scratch = given_arrays(node, e)
         ki, kj = e.tmp("ki"), e.tmp("kj")
@@ -153,16 +160,31 @@ class MaxPool2dGrad(PoolGrad):
                     f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
                     f"    {first} = {unrouted} & ({x_view} == {y})",
                     f"    {unrouted} &= ~{first}",
-                    f"    {grad_view} += {g} * {first}"]
-        unrouted, first, routed = scratch
+                    f"    {grad_view} += np.where({first}, {g}, 0)"]
+        unrouted, first, bits, *routed = scratch
         grad_view, x_view = self.views(node, out, x, ki, kj)
+        ints = f"np.{_bits(node).name}"
+        into = f"{routed[0]}.view({ints})" if routed else f"{grad_view}.view({ints})"
         return [f"{out}.fill(0)", f"{unrouted}.fill(True)",
                 f"for {ki}, {kj} in np.ndindex{node.attrs['kernel']}:",
                 f"    np.equal({x_view}, {y}, out={first})",
                 f"    {first} &= {unrouted}",
                 f"    {unrouted} ^= {first}",
-                f"    np.multiply({g}, {first}, out={routed})",
-                f"    {grad_view} += {routed}"]
+                f"    # {g} where {first} holds, 0 elsewhere, bit for bit ({g} * {first} would "
+                "make inf * 0 = NaN)",
+                f"    np.subtract(0, {first}, out={bits})  # all bits set where it holds",
+                f"    np.bitwise_and({g}.view({ints}), {bits}, out={into})",
+                *([f"    {grad_view} += {routed[0]}"] if routed else [])]
+
+
+def _disjoint(node: Node) -> bool:
+    """Whether a pool's windows never overlap (stride at least the kernel, both ways)."""
+    return all(s >= k for s, k in zip(node.attrs["stride"], node.attrs["kernel"]))
+
+
+def _bits(node: Node) -> np.dtype:
+    """The signed integers of the gradient's float size, to select its entries bitwise."""
+    return np.dtype(f"i{node.dtype.itemsize}")
 
 
 class AvgPool2dGrad(PoolGrad):
