@@ -10,10 +10,13 @@ Nothing here knows about neural networks: any zero-argument callable can be time
 
 from __future__ import annotations
 
+import ast
 import gc
+import inspect
 import os
 import platform
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -299,3 +302,21 @@ def with_calls(markdown: str, calls: Mapping[str, int]) -> str:
             name = line.split("|")[1].strip()
             lines[i] = line + f" {calls.get(name, '-')} |"
     return "\n".join(lines)
+
+
+def source_numpy_calls(fn: Callable[..., object], inner: str | None = None,
+                       loop_times: int = 1) -> int:
+    """NumPy calls per step of ``fn`` (or of the function ``inner`` defined in it), counted
+    from its source as ``Program.report`` counts graphc's ``main`` (calls, binary operators
+    and augmented assignments, Python scalar arithmetic included), the body of a loop
+    counted ``loop_times`` times (a loop over the parameters, once per parameter)."""
+    from graphc.backend.program import _numpy_calls
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    step = next(n for n in ast.walk(tree)
+                if isinstance(n, ast.FunctionDef) and n.name == (inner or fn.__name__))
+    body: list[ast.stmt] = []
+    for stmt in step.body:
+        body += stmt.body * loop_times if isinstance(stmt, ast.For) else [stmt]
+    step.name, step.body, step.decorator_list = "main", body, []
+    return _numpy_calls(ast.unparse(step))

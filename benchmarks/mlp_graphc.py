@@ -16,16 +16,18 @@ from their source, so a reader sees where graphc stands in calls as well as in t
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from benchmarks.harness import table, tables_by_dtype_and_batch, with_calls
+from benchmarks.harness import (
+    source_numpy_calls,
+    table,
+    tables_by_dtype_and_batch,
+    with_calls,
+)
 from benchmarks.mlp_baselines import (
     IMPLEMENTATIONS,
     LAYER_SIZES,
@@ -95,22 +97,6 @@ COUNTED_FROM_SOURCE: dict[str, tuple[Callable[..., object], str]] = {
     "hand_tuned": (make_hand_tuned, "step"), "gemm_floor": (make_gemm_floor, "products")}
 
 
-def source_numpy_calls(factory: Callable[..., object], function: str) -> int:
-    """NumPy calls per step of the function ``function`` defined in ``factory``, counted as
-    ``Program.report`` counts graphc's ``main`` (calls, binary operators and augmented
-    assignments), with a loop over the parameters counted once per parameter, as it runs."""
-    from graphc.backend.program import _numpy_calls
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(factory)))
-    step = next(n for n in ast.walk(tree)
-                if isinstance(n, ast.FunctionDef) and n.name == function)
-    body: list[ast.stmt] = []
-    for stmt in step.body:
-        body += stmt.body * len(PARAM_NAMES) if isinstance(stmt, ast.For) else [stmt]
-    step.name, step.body, step.decorator_list = "main", body, []
-    return _numpy_calls(ast.unparse(step))
-
-
 def numpy_calls(names: Sequence[str], batch: int = 32, dtype: DTypeLike = "float32"
                 ) -> dict[str, int]:
     """NumPy calls per step of each of ``names`` that is graphc's or counted from source:
@@ -121,7 +107,8 @@ def numpy_calls(names: Sequence[str], batch: int = 32, dtype: DTypeLike = "float
             prog, _ = _compile(batch, dtype, 0, LEVELS[name])
             calls[name] = int(prog.report(batch=batch).rows[-1][2])
         elif name in COUNTED_FROM_SOURCE:
-            calls[name] = source_numpy_calls(*COUNTED_FROM_SOURCE[name])
+            calls[name] = source_numpy_calls(*COUNTED_FROM_SOURCE[name],
+                                             loop_times=len(PARAM_NAMES))
     return calls
 
 

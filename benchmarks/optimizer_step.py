@@ -45,14 +45,12 @@ per-round samples, each optimizer's rows with their ratios to its own hand_tuned
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import inspect
 import itertools
 import math
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -65,6 +63,7 @@ from numpy.typing import DTypeLike
 from benchmarks.harness import (
     BenchmarkUnavailable,
     Samples,
+    source_numpy_calls,
     table,
     tables_by_dtype_and_batch,
     with_calls,
@@ -327,17 +326,8 @@ def _hand_tuned_calls(optimizer: Rule) -> int:
     """The hand-tuned step's NumPy calls, counted from its source as ``Program.report`` counts
     graphc's ``main`` (calls, binary operators and augmented assignments, Python scalar
     arithmetic included), its call of the flat update counted as that update's body."""
-    from graphc.backend.program import _numpy_calls
-
-    def as_main(fn: Callable[..., object], inner: str | None = None) -> str:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-        found = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
-                     and n.name == (inner or fn.__name__))
-        found.name, found.decorator_list = "main", []
-        return ast.unparse(found)
-
-    step = _numpy_calls(as_main(make_hand_tuned_flat, "step"))
-    return step - 1 + _numpy_calls(as_main(optimizer.update))
+    step = source_numpy_calls(make_hand_tuned_flat, "step")
+    return step - 1 + source_numpy_calls(optimizer.update)
 
 
 def make_graphc(batch: int, dtype: DTypeLike, seed: int = 0, optimize: int = 2,

@@ -199,24 +199,28 @@ def _place_pieces(schedule: Sequence[Node], last: dict[int, int],
     placed: dict[int, Placement] = {}
     for node in schedule:
         pieces = node.op.pieces(node)
-        if pieces is None or not all(_writes_into_buffer(x, last) for x in node.inputs) \
-                or any(x.id in placed for x in node.inputs):
+        if pieces is None or any(x.id in placed for x in node.inputs):
             continue
+        ways = [_storage_of(x, last) for x in node.inputs]
+        if not all(w and x.inputs and x.op.updates(x) is None
+                   for x, w in zip(node.inputs, ways)):
+            continue  # some input cannot be computed into a buffer it is given
         plan.buffers.append(Buffer(node.shape, node.dtype))
         whole = len(plan.buffers) - 1
         placed[node.id] = Placement(whole)
-        for x, (offset, _) in zip(node.inputs, pieces):
+        for x, (offset, _), storage in zip(node.inputs, pieces, ways):
             plan.buffers.append(Buffer(x.shape, x.dtype, view_of=(whole, offset)))
-            placed[x.id] = Placement(len(plan.buffers) - 1, storage=x.op.storage(x)[0])
+            placed[x.id] = Placement(len(plan.buffers) - 1, storage=storage[0])
     return placed
 
 
-def _writes_into_buffer(node: Node, last: dict[int, int]) -> bool:
-    """Whether a node's code can write into a buffer it is given: a computed float array
-    that the step does not return and that updates no input."""
-    return (bool(node.inputs) and last[node.id] < len(last) and bool(node.shape)
-            and node.dtype.kind == "f" and node.op.updates(node) is None
-            and bool(node.op.storage(node)))
+def _storage_of(node: Node, last: dict[int, int]) -> tuple[Storage, ...]:
+    """The ways a node's code can write into arrays it is given (``Op.storage``); none for
+    a value the plan leaves to a plain statement: an output (the caller keeps it), a scalar,
+    or not a float."""
+    if last[node.id] >= len(last) or not node.shape or node.dtype.kind != "f":
+        return ()
+    return node.op.storage(node)
 
 
 def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int],
@@ -225,9 +229,7 @@ def _choose(node: Node, i: int, last: dict[int, int], holder: dict[int, int],
     updates (None), over the buffer of an input that dies at this node, or into a new
     buffer (``_NEW``); None for a plain statement (the op declares no storage, or the value
     is an output, a scalar or not a float)."""
-    if last[node.id] >= len(last) or not node.shape or node.dtype.kind != "f":
-        return None
-    ways = node.op.storage(node)
+    ways = _storage_of(node, last)
     if not ways:
         return None
     target = node.op.updates(node)
